@@ -1,0 +1,122 @@
+//! Apps are pure state machines: `handle(event, now, &mut Outbox)`.
+//!
+//! An app never sees a socket, mio, a thread or the clock. The reactor turns socket
+//! activity into [`Event`]s and carries out the [`Effect`]s the app leaves in its
+//! [`Outbox`], in order. Every reactor runs its own instance of each app; instances talk
+//! through [`Effect::Post`], which the reactor delivers to the named reactor's inbox.
+
+pub mod harness;
+pub mod pair;
+
+use crate::frame::Frame;
+use crate::http::{Request, Response};
+use crate::router::ConnId;
+use std::borrow::Cow;
+
+/// Wall-clock milliseconds since the Unix epoch, never going backwards within a process.
+pub type Millis = u64;
+
+/// Something that happened to an app.
+#[derive(Debug)]
+pub enum Event<'a, M> {
+    /// A WebSocket upgrade completed; `req` is the request head that asked for it.
+    Opened { conn: ConnId, req: &'a Request },
+    /// A complete text message (valid UTF-8, within the app's size limit).
+    Text { conn: ConnId, text: &'a str },
+    /// A complete binary message.
+    Binary { conn: ConnId, data: &'a [u8] },
+    /// The connection is gone: its close was read, its TCP died, a limit or the app closed
+    /// it. Delivered exactly once per opened connection; frames sent to it are dropped.
+    Closed { conn: ConnId },
+    /// A message posted by this app's instance on another reactor (or this one).
+    Remote(M),
+    /// The periodic tick (about once a second).
+    Tick,
+    /// The server is draining: no re-queueing, no new work.
+    Shutdown,
+}
+
+/// What an app asks the reactor to do.
+#[derive(Debug, PartialEq)]
+pub enum Effect<M> {
+    /// Queue `frame` for `conn` (on any reactor).
+    Send(ConnId, Frame),
+    /// Close `conn` with a code and reason (`None`: a Close frame without a status code).
+    Close(ConnId, Option<(u16, Cow<'static, str>)>),
+    /// Deliver `M` to this app's instance on reactor `usize`.
+    Post(usize, M),
+}
+
+/// The effects of one event, in order. Reused across events, so it allocates only while
+/// it grows.
+#[derive(Debug)]
+pub struct Outbox<M> {
+    pub effects: Vec<Effect<M>>,
+}
+
+impl<M> Default for Outbox<M> {
+    fn default() -> Self {
+        Outbox {
+            effects: Vec::new(),
+        }
+    }
+}
+
+impl<M> Outbox<M> {
+    pub fn send(&mut self, to: ConnId, frame: Frame) {
+        self.effects.push(Effect::Send(to, frame));
+    }
+
+    pub fn close(&mut self, conn: ConnId, code: u16, reason: impl Into<Cow<'static, str>>) {
+        self.effects
+            .push(Effect::Close(conn, Some((code, reason.into()))));
+    }
+
+    pub fn post(&mut self, reactor: usize, msg: M) {
+        self.effects.push(Effect::Post(reactor, msg));
+    }
+}
+
+/// How the core should answer a request head that reached an app's port.
+#[derive(Debug)]
+pub enum Route {
+    /// Upgrade. `owner` is the key whose owner reactor should hold the connection (`None`:
+    /// stay on the accepting reactor); `headers` go into the 101 answer.
+    Upgrade {
+        owner: Option<Vec<u8>>,
+        headers: Vec<(String, String)>,
+    },
+    /// Answer with this response and close.
+    Respond(Response),
+}
+
+/// The interface every app implements.
+pub trait App {
+    /// What instances of this app on different reactors say to each other.
+    type Msg: Send + std::fmt::Debug + 'static;
+
+    /// Handles one event at `now`, leaving effects in `out`.
+    fn handle(&mut self, event: Event<'_, Self::Msg>, now: Millis, out: &mut Outbox<Self::Msg>);
+}
+
+/// Messages between reactors, one variant per app.
+#[derive(Debug)]
+pub enum AppMsg {
+    Pair(pair::PairMsg),
+}
+
+/// The answer of `app` to a request head before the upgrade.
+pub fn route(
+    app: crate::config::AppKind,
+    req: &Request,
+    websocket: bool,
+    _config: &crate::config::Config,
+) -> Route {
+    use crate::config::AppKind;
+    match app {
+        AppKind::Pair => pair::route(req, websocket),
+        AppKind::Pester | AppKind::Session | AppKind::Rooms | AppKind::Signal => {
+            Route::Respond(Response::status(crate::http::Status::NOT_FOUND))
+        }
+    }
+}

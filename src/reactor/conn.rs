@@ -1,0 +1,89 @@
+//! One connection's state in the reactor's slab.
+
+use super::outbound::Outbound;
+use crate::apps::Millis;
+use crate::config::AppKind;
+use crate::router::ConnId;
+use bytes::Bytes;
+use mio::net::TcpStream;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use tungstenite::protocol::WebSocketContext;
+
+/// Where a connection is in its life.
+pub enum Phase {
+    /// Reading the HTTP request head (bounded by the handshake deadline and header cap).
+    Http { head: Vec<u8> },
+    /// An open WebSocket.
+    Ws(Box<WebSocketContext>),
+    /// A last frame or response is queued: write it, then (when `linger`) half-close and
+    /// discard input until EOF or the deadline, so the peer reads the answer before the
+    /// socket goes; without `linger`, drop as soon as the queue is empty.
+    Closing { linger: bool, half_closed: bool },
+    /// Dropped at the end of the turn without writing anything more.
+    Dead,
+}
+
+pub struct Conn {
+    pub sock: TcpStream,
+    pub id: ConnId,
+    pub peer: SocketAddr,
+    /// Metrics index (see `metrics::SERVICES`).
+    pub service: usize,
+    pub app: Option<AppKind>,
+    pub phase: Phase,
+    pub out: Outbound,
+    /// Edge-triggered readiness not yet drained to `WouldBlock`.
+    pub readable: bool,
+    /// Queued in the reactor's flush list this turn.
+    pub dirty: bool,
+    /// The app saw Opened and is owed exactly one Closed.
+    pub opened: bool,
+    /// Counted in `connections_active` of `service`.
+    pub active: bool,
+    /// Counted against the global cap.
+    pub counted: bool,
+    pub ip_counted: Option<IpAddr>,
+    /// Handshake deadline while in `Http`; linger deadline while `Closing`.
+    pub deadline: Millis,
+    pub last_recv: Millis,
+    pub next_ping: Millis,
+    /// When the queue last made progress (or went from empty to non-empty).
+    pub last_write: Millis,
+}
+
+impl Conn {
+    pub fn is_open_ws(&self) -> bool {
+        matches!(self.phase, Phase::Ws(_))
+    }
+}
+
+/// The stream tungstenite is lent: reads come from the socket, writes (pongs, close
+/// replies) go into the connection's queue, so the reactor stays the socket's only writer
+/// and frame order holds.
+pub struct WsIo<'a> {
+    pub sock: &'a mut TcpStream,
+    pub out: &'a mut Outbound,
+    pub bytes_in: u64,
+    pub bytes_queued: usize,
+}
+
+impl Read for WsIo<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.sock.read(buf)?;
+        self.bytes_in += n as u64;
+        Ok(n)
+    }
+}
+
+impl Write for WsIo<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.push(Bytes::copy_from_slice(buf));
+        self.bytes_queued += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

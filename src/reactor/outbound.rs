@@ -1,0 +1,160 @@
+//! A connection's outbound queue: references to encoded frames, written with `writev`.
+
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+
+/// Frames waiting for the socket. Pushing is a pointer push; the bytes are shared with
+/// every other connection that got the same frame.
+#[derive(Debug, Default)]
+pub struct Outbound {
+    frames: VecDeque<Bytes>,
+    /// Bytes of the first frame already written.
+    offset: usize,
+    /// Bytes queued and not yet written.
+    queued: usize,
+}
+
+/// Most slices handed to one `writev` call (well under `IOV_MAX`).
+const MAX_IOV: usize = 64;
+
+impl Outbound {
+    pub fn push(&mut self, frame: Bytes) {
+        self.queued += frame.len();
+        self.frames.push_back(frame);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queued == 0
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
+    /// Drops every frame not yet started, keeping a partly written one so the stream stays
+    /// well-formed. Used before a final Close to a connection that will not catch up.
+    pub fn discard_unsent(&mut self) {
+        let keep = usize::from(self.offset > 0);
+        while self.frames.len() > keep {
+            let f = self.frames.pop_back().expect("len > keep");
+            self.queued -= f.len();
+        }
+    }
+
+    /// Writes as much as the socket takes. Returns the bytes written; `WouldBlock` is not
+    /// an error (the rest stays queued), any other error is.
+    pub fn write_to(&mut self, sink: &mut impl Write) -> io::Result<usize> {
+        let mut total = 0;
+        while !self.frames.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOV];
+            let mut n = 0;
+            for (i, f) in self.frames.iter().take(MAX_IOV).enumerate() {
+                slices[i] = IoSlice::new(if i == 0 { &f[self.offset..] } else { &f[..] });
+                n += 1;
+            }
+            let written = match sink.write_vectored(&slices[..n]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(w) => w,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            total += written;
+            self.consume(written);
+        }
+        Ok(total)
+    }
+
+    fn consume(&mut self, mut n: usize) {
+        self.queued -= n;
+        while n > 0 {
+            let head = self.frames.front().expect("written bytes were queued");
+            let left = head.len() - self.offset;
+            if n >= left {
+                n -= left;
+                self.offset = 0;
+                self.frames.pop_front();
+            } else {
+                self.offset += n;
+                n = 0;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sink that takes at most `cap` bytes per call, then blocks once `budget` is spent.
+    struct Trickle {
+        got: Vec<u8>,
+        cap: usize,
+        budget: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            if self.budget == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let mut n = 0;
+            for b in bufs {
+                for &x in b.iter() {
+                    if n == self.cap.min(self.budget) {
+                        break;
+                    }
+                    self.got.push(x);
+                    n += 1;
+                }
+            }
+            self.budget -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn partial_writes_resume_where_they_stopped() {
+        let mut o = Outbound::default();
+        o.push(Bytes::from_static(b"hello "));
+        o.push(Bytes::from_static(b"big "));
+        o.push(Bytes::from_static(b"world"));
+        let mut sink = Trickle {
+            got: vec![],
+            cap: 4,
+            budget: 8,
+        };
+        assert_eq!(o.write_to(&mut sink).unwrap(), 8);
+        assert_eq!(o.queued(), 7);
+        sink.budget = 100;
+        assert_eq!(o.write_to(&mut sink).unwrap(), 7);
+        assert_eq!(sink.got, b"hello big world");
+        assert!(o.is_empty());
+    }
+
+    #[test]
+    fn discard_keeps_a_partly_written_frame() {
+        let mut o = Outbound::default();
+        o.push(Bytes::from_static(b"abcdef"));
+        o.push(Bytes::from_static(b"ghi"));
+        let mut sink = Trickle {
+            got: vec![],
+            cap: 2,
+            budget: 2,
+        };
+        o.write_to(&mut sink).unwrap();
+        o.discard_unsent();
+        assert_eq!(o.queued(), 4);
+        o.push(Bytes::from_static(b"Z"));
+        sink.budget = 100;
+        o.write_to(&mut sink).unwrap();
+        assert_eq!(sink.got, b"abcdefZ");
+    }
+}

@@ -1,0 +1,310 @@
+//! Open WebSockets: reading frames into app events, queueing frames, closing, flushing.
+
+use super::conn::{Phase, WsIo};
+use super::dispatch::CoreEvent;
+use super::inbox::Envelope;
+use super::{READ_BUDGET, Reactor};
+use crate::error::Disconnect;
+use crate::frame::{self, Frame};
+use crate::metrics::bump;
+use crate::router::ConnId;
+use std::borrow::Cow;
+use std::io::{self, Read};
+use tungstenite::Message;
+
+/// What one tungstenite read produced, with the connection borrow released.
+enum Read1 {
+    Text(tungstenite::Utf8Bytes),
+    Binary(bytes::Bytes),
+    Control,
+    PeerClosed,
+    Blocked,
+    Failed(Disconnect),
+}
+
+impl Reactor {
+    pub(super) fn on_readable(&mut self, key: usize) {
+        let Some(c) = self.conns.get(key) else { return };
+        if !c.readable {
+            return;
+        }
+        match c.phase {
+            Phase::Http { .. } => self.read_http(key),
+            Phase::Ws(_) => self.read_ws(key),
+            Phase::Closing { .. } => self.discard_input(key),
+            Phase::Dead => {}
+        }
+    }
+
+    fn read_ws(&mut self, key: usize) {
+        for _ in 0..READ_BUDGET {
+            let Some(c) = self.conns.get_mut(key) else {
+                return;
+            };
+            let Phase::Ws(ctx) = &mut c.phase else { return };
+            let mut io = WsIo {
+                sock: &mut c.sock,
+                out: &mut c.out,
+                bytes_in: 0,
+                bytes_queued: 0,
+            };
+            let result = match ctx.read(&mut io) {
+                Ok(Message::Text(t)) => Read1::Text(t),
+                Ok(Message::Binary(b)) => Read1::Binary(b),
+                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => Read1::Control,
+                Ok(Message::Close(_)) => {
+                    // Queue the close reply now; it is flushed after the app has been told.
+                    let _ = ctx.flush(&mut io);
+                    Read1::PeerClosed
+                }
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    Read1::Blocked
+                }
+                Err(e) => Read1::Failed(Disconnect::from_ws_error(&e)),
+            };
+            let (bytes_in, queued) = (io.bytes_in, io.bytes_queued);
+            if bytes_in > 0 {
+                c.last_recv = self.now;
+            }
+            let (id, app, service) = (c.id, c.app, c.service);
+            if queued > 0 {
+                self.mark_dirty(key);
+            }
+            let stats = self.stats(service);
+            bump(&stats.bytes_in, bytes_in);
+            match result {
+                Read1::Text(t) => {
+                    bump(&stats.messages_in, 1);
+                    if let Some(app) = app {
+                        self.dispatch(app, CoreEvent::Text { conn: id, text: &t });
+                    }
+                }
+                Read1::Binary(b) => {
+                    bump(&stats.messages_in, 1);
+                    if let Some(app) = app {
+                        self.dispatch(app, CoreEvent::Binary { conn: id, data: &b });
+                    }
+                }
+                Read1::Control => {}
+                Read1::PeerClosed => return self.end(key, Disconnect::ClientClose),
+                Read1::Blocked => {
+                    if let Some(c) = self.conns.get_mut(key) {
+                        c.readable = false;
+                    }
+                    return;
+                }
+                Read1::Failed(reason) => return self.end(key, reason),
+            }
+        }
+        // Budget spent with input left: continue next turn, after the others.
+        self.pending_reads.push(key);
+    }
+
+    /// Reads and throws away input on a closing connection until EOF.
+    fn discard_input(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        loop {
+            match c.sock.read(&mut self.scratch) {
+                Ok(0) => {
+                    c.readable = false;
+                    // The peer finished: nothing more to wait for once our output is out.
+                    if c.out.is_empty() {
+                        self.drop_now(key);
+                    }
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    c.readable = false;
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return self.drop_now(key),
+            }
+        }
+    }
+
+    /// Ends an open connection for `reason`: the wire answer the reason calls for, the
+    /// app's Closed at the end of the turn, and the metrics.
+    pub(super) fn end(&mut self, key: usize, reason: Disconnect) {
+        let linger = self.now + self.shared.config.close_linger_ms;
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if !c.is_open_ws() {
+            return;
+        }
+        let service = c.service;
+        match (reason, reason.close_frame()) {
+            (_, Some((code, why))) => {
+                if reason == Disconnect::SlowConsumer {
+                    c.out.discard_unsent();
+                }
+                if c.out.is_empty() {
+                    c.last_write = self.now;
+                }
+                c.out.push(frame::close(code, why));
+                c.phase = Phase::Closing {
+                    linger: true,
+                    half_closed: false,
+                };
+                c.deadline = linger;
+                self.mark_dirty(key);
+            }
+            (Disconnect::ClientClose, None) => {
+                c.phase = Phase::Closing {
+                    linger: false,
+                    half_closed: false,
+                };
+                c.deadline = linger;
+                self.mark_dirty(key);
+            }
+            (_, None) => {
+                c.phase = Phase::Dead;
+                self.to_drop.push(key);
+            }
+        }
+        self.stats(service).disconnect(reason);
+        self.owe_closed(key);
+    }
+
+    /// The app closes one of this reactor's connections.
+    pub(super) fn app_close_local(&mut self, to: ConnId, close: Option<(u16, Cow<'static, str>)>) {
+        let key = to.slot as usize;
+        let linger = self.now + self.shared.config.close_linger_ms;
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if c.id != to || !c.is_open_ws() {
+            return;
+        }
+        let f = match &close {
+            Some((code, reason)) => frame::close(*code, reason),
+            None => frame::close_empty(),
+        };
+        if c.out.is_empty() {
+            c.last_write = self.now;
+        }
+        c.out.push(f);
+        c.phase = Phase::Closing {
+            linger: true,
+            half_closed: false,
+        };
+        c.deadline = linger;
+        let service = c.service;
+        self.mark_dirty(key);
+        self.stats(service).disconnect(Disconnect::AppClose);
+        self.owe_closed(key);
+    }
+
+    fn owe_closed(&mut self, key: usize) {
+        if let Some(c) = self.conns.get_mut(key)
+            && c.opened
+        {
+            c.opened = false;
+            self.to_reap.push(key);
+        }
+    }
+
+    /// Tells the apps about this turn's closes. Every connection closed in the turn is
+    /// already marked, so frames the apps send to any of them are dropped.
+    pub(super) fn reap(&mut self) {
+        while !self.to_reap.is_empty() {
+            for key in std::mem::take(&mut self.to_reap) {
+                let Some(c) = self.conns.get(key) else {
+                    continue;
+                };
+                let (id, app) = (c.id, c.app);
+                if let Some(app) = app {
+                    self.dispatch(app, CoreEvent::Closed { conn: id });
+                }
+            }
+            self.pump_local();
+        }
+    }
+
+    /// Queues `frame` for `to`, here or on its reactor.
+    pub(super) fn send(&mut self, to: ConnId, frame: Frame) {
+        let dest = usize::from(to.reactor);
+        if dest == self.me {
+            self.deliver_local(to, frame);
+        } else if let Some(batch) = self.outgoing.get_mut(dest) {
+            batch.push(Envelope::Frame(to, frame));
+        }
+    }
+
+    pub(super) fn deliver_local(&mut self, to: ConnId, frame: Frame) {
+        let key = to.slot as usize;
+        let cap = self.shared.config.max_outbound_bytes;
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if c.id != to || !c.is_open_ws() {
+            return;
+        }
+        if c.out.queued() + frame.len() > cap {
+            return self.end(key, Disconnect::SlowConsumer);
+        }
+        if c.out.is_empty() {
+            c.last_write = self.now;
+        }
+        c.out.push(frame);
+        let service = c.service;
+        bump(&self.stats(service).messages_out, 1);
+        self.mark_dirty(key);
+    }
+
+    /// Writes a connection's queue once; finishes a closing connection once it is empty.
+    pub(super) fn flush(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        c.dirty = false;
+        if matches!(c.phase, Phase::Dead) {
+            return;
+        }
+        let result = c.out.write_to(&mut c.sock);
+        let service = c.service;
+        match result {
+            Ok(n) => {
+                if n > 0 {
+                    c.last_write = self.now;
+                    bump(
+                        &self.shared.stats[self.me].services[service].bytes_out,
+                        n as u64,
+                    );
+                }
+            }
+            Err(_) => {
+                if c.is_open_ws() {
+                    return self.end(key, Disconnect::ConnectionLost);
+                }
+                return self.drop_now(key);
+            }
+        }
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if !c.out.is_empty() {
+            return;
+        }
+        if let Phase::Closing {
+            linger,
+            half_closed,
+        } = &mut c.phase
+        {
+            if !*linger {
+                return self.drop_now(key);
+            }
+            if !*half_closed {
+                *half_closed = true;
+                let _ = c.sock.shutdown(std::net::Shutdown::Write);
+                // Input may already be waiting (or EOF seen): look again.
+                c.readable = true;
+                self.pending_reads.push(key);
+            }
+        }
+    }
+}

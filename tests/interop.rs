@@ -1,0 +1,40 @@
+//! Interop: the real npm clients of the original servers, run with Node against an
+//! in-process server. Needs `npm ci --prefix tests/interop` first (the README's test
+//! command does it); without it these tests fail and say so.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::Command;
+use switchboard::config::AppKind;
+
+fn node(script: &str, args: &[String]) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
+    assert!(
+        dir.join("node_modules").is_dir(),
+        "tests/interop/node_modules is missing: run `npm ci --prefix tests/interop` (tests/run.sh does)"
+    );
+    let out = Command::new("node")
+        .arg(dir.join(script))
+        .args(args)
+        .current_dir(&dir)
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn par_18_ws_client_pairs_relays_and_requeues() {
+    for threads in [1, 4] {
+        let s = start(config(threads, &[AppKind::Pair]));
+        let url = format!("ws://{}/", s.addr(AppKind::Pair).unwrap());
+        node("pair.mjs", &[url]);
+        s.stop(DEADLINE).unwrap();
+    }
+}
