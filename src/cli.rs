@@ -116,6 +116,9 @@ pub struct Opts {
     /// Initial read buffer per WebSocket [default: 4096].
     #[arg(long, env = "SWITCHBOARD_READ_BUFFER_BYTES")]
     pub read_buffer_bytes: Option<usize>,
+    /// Queued bytes on one side of a pipe above which the other side is not read [default: 1048576].
+    #[arg(long, env = "SWITCHBOARD_PIPE_HIGH_WATER_BYTES")]
+    pub pipe_high_water_bytes: Option<usize>,
     /// Allowed Origin values, comma-separated (default: any origin).
     #[arg(long, env = "SWITCHBOARD_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Option<Vec<String>>,
@@ -183,6 +186,7 @@ impl Opts {
             write_stall_timeout_ms,
             close_linger_ms,
             read_buffer_bytes,
+            pipe_high_water_bytes,
             allowed_origins,
             trusted_proxies,
             shutdown_grace_ms,

@@ -104,6 +104,8 @@ pub struct Config {
     pub close_linger_ms: u64,
     /// Initial read buffer per WebSocket (tungstenite grows it for large frames).
     pub read_buffer_bytes: usize,
+    /// Queued bytes on one side of a pipe above which the other side is not read.
+    pub pipe_high_water_bytes: usize,
     /// Allowed `Origin` values; empty means any origin.
     pub allowed_origins: Vec<String>,
     /// Proxies whose `X-Forwarded-For` is believed.
@@ -143,6 +145,7 @@ impl Default for Config {
             write_stall_timeout_ms: 30_000,
             close_linger_ms: 2_000,
             read_buffer_bytes: 4096,
+            pipe_high_water_bytes: 1 << 20,
             allowed_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             shutdown_grace_ms: 10_000,
@@ -235,6 +238,7 @@ impl Config {
             ("ws_ping_interval_ms", self.ws_ping_interval_ms),
             ("max_outbound_bytes", self.max_outbound_bytes as u64),
             ("read_buffer_bytes", self.read_buffer_bytes as u64),
+            ("pipe_high_water_bytes", self.pipe_high_water_bytes as u64),
             ("max_connections", self.max_connections as u64),
         ];
         for (name, v) in positive {
@@ -273,6 +277,7 @@ pub struct FileConfig {
     pub write_stall_timeout_ms: Option<u64>,
     pub close_linger_ms: Option<u64>,
     pub read_buffer_bytes: Option<usize>,
+    pub pipe_high_water_bytes: Option<usize>,
     pub allowed_origins: Option<Vec<String>>,
     pub trusted_proxies: Option<Vec<IpAddr>>,
     pub shutdown_grace_ms: Option<u64>,
@@ -321,6 +326,7 @@ impl FileConfig {
             write_stall_timeout_ms,
             close_linger_ms,
             read_buffer_bytes,
+            pipe_high_water_bytes,
             allowed_origins,
             trusted_proxies,
             shutdown_grace_ms,

@@ -62,8 +62,10 @@ where
         let closed = &self.closed;
         self.pending
             .extend(self.out.effects.drain(..).filter(|e| match e {
-                Effect::Send(to, _) | Effect::Close(to, _) => !closed.contains(to),
-                Effect::Post(..) => true,
+                Effect::Send(to, _) | Effect::SendLatest(to, _) | Effect::Close(to, _) => {
+                    !closed.contains(to)
+                }
+                Effect::Pipe(..) | Effect::Post(..) => true,
             }));
         self
     }
@@ -102,6 +104,11 @@ where
         self.event(Event::Tick)
     }
 
+    /// Ends the current reactor turn.
+    pub fn turn_end(&mut self) -> &mut Self {
+        self.event(Event::TurnEnd)
+    }
+
     /// Removes and returns the posts made so far, leaving other effects.
     pub fn take_posts(&mut self) -> Vec<(usize, A::Msg)> {
         let mut posts = Vec::new();
@@ -122,7 +129,7 @@ where
             .pending
             .iter()
             .map(|e| match e {
-                Effect::Send(to, f) => (*to, f.to_vec()),
+                Effect::Send(to, f) | Effect::SendLatest(to, f) => (*to, f.to_vec()),
                 other => panic!("expected only sends, got {other:?}"),
             })
             .collect();
@@ -137,7 +144,7 @@ where
             .pending
             .iter()
             .map(|e| match e {
-                Effect::Send(to, f) => (*to, text_of(f)),
+                Effect::Send(to, f) | Effect::SendLatest(to, f) => (*to, text_of(f)),
                 other => panic!("expected only text sends, got {other:?}"),
             })
             .collect();

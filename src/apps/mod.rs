@@ -32,6 +32,9 @@ pub enum Event<'a, M> {
     Remote(M),
     /// The periodic tick (about once a second).
     Tick,
+    /// The end of a reactor turn, after every input of the turn (closes included) was
+    /// handled and before anything is flushed: the place to coalesce per-turn output.
+    TurnEnd,
     /// The server is draining: no re-queueing, no new work.
     Shutdown,
 }
@@ -43,6 +46,16 @@ pub enum Effect<M> {
     Send(ConnId, Frame),
     /// Close `conn` with a code and reason (`None`: a Close frame without a status code).
     Close(ConnId, Option<(u16, Cow<'static, str>)>),
+    /// Queue `frame` for `conn` (on this reactor) as its "latest" frame: if the previous
+    /// latest frame is still queued and not yet started, it is replaced (session snapshots:
+    /// a slow reader gets the newest state, not every state).
+    SendLatest(ConnId, Frame),
+    /// Pipe two connections of this reactor: from now on every data frame from one is
+    /// relayed to the other unchanged (opcode and payload) by the reactor, with no app
+    /// event; reading pauses on a side while its partner's queue is over the high-water
+    /// mark. The app still gets Closed for each side (and decides whether to close the
+    /// other).
+    Pipe(ConnId, ConnId),
     /// Deliver `M` to this app's instance on reactor `usize`.
     Post(usize, M),
 }
@@ -72,6 +85,14 @@ impl<M> Outbox<M> {
             .push(Effect::Close(conn, Some((code, reason.into()))));
     }
 
+    pub fn send_latest(&mut self, to: ConnId, frame: Frame) {
+        self.effects.push(Effect::SendLatest(to, frame));
+    }
+
+    pub fn pipe(&mut self, a: ConnId, b: ConnId) {
+        self.effects.push(Effect::Pipe(a, b));
+    }
+
     pub fn post(&mut self, reactor: usize, msg: M) {
         self.effects.push(Effect::Post(reactor, msg));
     }
@@ -81,10 +102,12 @@ impl<M> Outbox<M> {
 #[derive(Debug)]
 pub enum Route {
     /// Upgrade. `owner` is the key whose owner reactor should hold the connection (`None`:
-    /// stay on the accepting reactor); `headers` go into the 101 answer.
+    /// stay on the accepting reactor); `headers` go into the 101 answer;
+    /// `max_message_bytes` overrides the app's limit for this endpoint.
     Upgrade {
         owner: Option<Vec<u8>>,
         headers: Vec<(String, String)>,
+        max_message_bytes: Option<usize>,
     },
     /// Answer with this response and close.
     Respond(Response),

@@ -40,6 +40,7 @@ pub fn route(_req: &Request, websocket: bool) -> Route {
         Route::Upgrade {
             owner: None,
             headers: Vec::new(),
+            max_message_bytes: None,
         }
     } else {
         Route::Respond(Response::text(Status::UPGRADE_REQUIRED, "Upgrade Required"))
@@ -178,7 +179,7 @@ impl App for Pair {
                 }
             }
             Event::Remote(msg) => self.lobby_handle(msg, out),
-            Event::Tick => {}
+            Event::Tick | Event::TurnEnd => {}
             Event::Shutdown => self.draining = true,
         }
     }

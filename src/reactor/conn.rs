@@ -35,6 +35,12 @@ pub struct Conn {
     pub out: Outbound,
     /// Edge-triggered readiness not yet drained to `WouldBlock`.
     pub readable: bool,
+    /// Reading stopped because the pipe partner's queue is over its high-water mark.
+    pub paused: bool,
+    /// The connection this one is piped to (every data frame is relayed to it).
+    pub pipe: Option<ConnId>,
+    /// Largest message accepted (set at upgrade, per app or endpoint).
+    pub max_message: usize,
     /// Queued in the reactor's flush list this turn.
     pub dirty: bool,
     /// The app saw Opened and is owed exactly one Closed.

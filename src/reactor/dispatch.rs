@@ -31,6 +31,7 @@ pub enum CoreEvent<'a> {
     Binary { conn: ConnId, data: &'a [u8] },
     Closed { conn: ConnId },
     Tick,
+    TurnEnd,
     Shutdown,
 }
 
@@ -42,6 +43,7 @@ impl<'a> CoreEvent<'a> {
             CoreEvent::Binary { conn, data } => Event::Binary { conn, data },
             CoreEvent::Closed { conn } => Event::Closed { conn },
             CoreEvent::Tick => Event::Tick,
+            CoreEvent::TurnEnd => Event::TurnEnd,
             CoreEvent::Shutdown => Event::Shutdown,
         }
     }
@@ -83,6 +85,12 @@ impl Reactor {
         }
     }
 
+    pub(super) fn apps_turn_end(&mut self) {
+        for app in AppKind::ALL {
+            self.dispatch(app, CoreEvent::TurnEnd);
+        }
+    }
+
     pub(super) fn apps_shutdown(&mut self) {
         for app in AppKind::ALL {
             self.dispatch(app, CoreEvent::Shutdown);
@@ -92,6 +100,8 @@ impl Reactor {
     fn apply<M>(&mut self, effect: Effect<M>, wrap: fn(M) -> AppMsg) {
         match effect {
             Effect::Send(to, frame) => self.send(to, frame),
+            Effect::SendLatest(to, frame) => self.deliver_latest(to, frame),
+            Effect::Pipe(a, b) => self.pipe(a, b),
             Effect::Close(to, close) => {
                 if usize::from(to.reactor) == self.me {
                     self.app_close_local(to, close);

@@ -126,9 +126,13 @@ impl Reactor {
             let r = Response::text(Status::FORBIDDEN, "Origin not allowed");
             return self.respond(key, r, Some(Reject::Origin));
         }
-        let (owner, headers) = match apps::route(app, &req, true, cfg) {
+        let (owner, headers, max_message) = match apps::route(app, &req, true, cfg) {
             Route::Respond(r) => return self.respond(key, r, Some(Reject::AppAnswer)),
-            Route::Upgrade { owner, headers } => (owner, headers),
+            Route::Upgrade {
+                owner,
+                headers,
+                max_message_bytes,
+            } => (owner, headers, max_message_bytes),
         };
         if cfg.max_connections_per_ip > 0 {
             if !self.shared.acquire_ip(ip, cfg.max_connections_per_ip) {
@@ -144,7 +148,7 @@ impl Reactor {
         }
         let target = owner.map_or(self.me, |k| owner_of(&k, self.shared.reactors));
         if target == self.me {
-            return self.upgrade(key, req, &ws_key, &headers, leftover);
+            return self.upgrade(key, req, &ws_key, &headers, max_message, leftover);
         }
         let mut c = self.conns.remove(key);
         let _ = self.poll.registry().deregister(&mut c.sock);
@@ -155,6 +159,7 @@ impl Reactor {
             req,
             ws_key,
             headers,
+            max_message,
             leftover,
             ip_counted: c.ip_counted,
         })));
@@ -178,7 +183,7 @@ impl Reactor {
             let r = Response::text(Status::SERVICE_UNAVAILABLE, "Server shutting down");
             return self.respond(key, r, Some(Reject::Draining));
         }
-        self.upgrade(key, h.req, &h.ws_key, &h.headers, h.leftover);
+        self.upgrade(key, h.req, &h.ws_key, &h.headers, h.max_message, h.leftover);
     }
 
     /// Answers 101, starts the WebSocket, and tells the app.
@@ -188,6 +193,7 @@ impl Reactor {
         req: Request,
         ws_key: &str,
         headers: &[(String, String)],
+        max_message: Option<usize>,
         leftover: Vec<u8>,
     ) {
         let cfg = &self.shared.config;
@@ -195,7 +201,8 @@ impl Reactor {
             return;
         };
         let Some(app) = c.app else { return };
-        let max = cfg.app(app).max_message_bytes;
+        let max = max_message.unwrap_or(cfg.app(app).max_message_bytes);
+        c.max_message = max;
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(cfg.read_buffer_bytes)
             .write_buffer_size(0)

@@ -22,6 +22,7 @@ pub struct Handoff {
     pub req: Request,
     pub ws_key: String,
     pub headers: Vec<(String, String)>,
+    pub max_message: Option<usize>,
     /// Bytes read after the request head (the client's first frames).
     pub leftover: Vec<u8>,
     /// The address counted against the per-IP cap, if one is on.

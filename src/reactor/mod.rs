@@ -227,6 +227,8 @@ impl Reactor {
     /// Reaps closed connections, posts batches, flushes, drops: the end of every turn.
     fn end_turn(&mut self) {
         self.reap();
+        self.apps_turn_end();
+        self.reap();
         for (dest, batch) in self.outgoing.iter_mut().enumerate() {
             if !batch.is_empty() {
                 self.shared.inboxes[dest].push_all(batch);
@@ -333,6 +335,9 @@ impl Reactor {
             phase,
             out: Outbound::default(),
             readable: true,
+            paused: false,
+            pipe: None,
+            max_message: 0,
             dirty: false,
             opened: false,
             active: false,

@@ -13,6 +13,10 @@ pub struct Outbound {
     offset: usize,
     /// Bytes queued and not yet written.
     queued: usize,
+    /// Frames fully written and popped so far: absolute index of `frames[0]`.
+    popped: u64,
+    /// Absolute index of the frame pushed with [`Outbound::push_latest`] last.
+    latest: Option<u64>,
 }
 
 /// Most slices handed to one `writev` call (well under `IOV_MAX`).
@@ -22,6 +26,24 @@ impl Outbound {
     pub fn push(&mut self, frame: Bytes) {
         self.queued += frame.len();
         self.frames.push_back(frame);
+    }
+
+    /// Pushes `frame` as the latest of its kind: an older latest frame still queued and
+    /// not started is replaced in place (its position is kept, so order with other frames
+    /// holds); one already partly written is left alone.
+    pub fn push_latest(&mut self, frame: Bytes) {
+        if let Some(abs) = self.latest
+            && abs >= self.popped
+        {
+            let i = (abs - self.popped) as usize;
+            if i > 0 || self.offset == 0 {
+                let old = std::mem::replace(&mut self.frames[i], frame);
+                self.queued = self.queued - old.len() + self.frames[i].len();
+                return;
+            }
+        }
+        self.latest = Some(self.popped + self.frames.len() as u64);
+        self.push(frame);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -40,6 +62,7 @@ impl Outbound {
             let f = self.frames.pop_back().expect("len > keep");
             self.queued -= f.len();
         }
+        self.latest = None;
     }
 
     /// Writes as much as the socket takes. Returns the bytes written; `WouldBlock` is not
@@ -75,6 +98,7 @@ impl Outbound {
                 n -= left;
                 self.offset = 0;
                 self.frames.pop_front();
+                self.popped += 1;
             } else {
                 self.offset += n;
                 n = 0;
@@ -137,6 +161,31 @@ mod tests {
         assert_eq!(o.write_to(&mut sink).unwrap(), 7);
         assert_eq!(sink.got, b"hello big world");
         assert!(o.is_empty());
+    }
+
+    /// SES-20: a newer latest frame replaces an unsent older one, never a started one.
+    #[test]
+    fn latest_replaces_only_an_unsent_older_latest() {
+        let mut o = Outbound::default();
+        o.push(Bytes::from_static(b"a"));
+        o.push_latest(Bytes::from_static(b"S1"));
+        o.push(Bytes::from_static(b"b"));
+        o.push_latest(Bytes::from_static(b"S2x"));
+        assert_eq!(o.queued(), 5);
+        let mut sink = Trickle {
+            got: vec![],
+            cap: 100,
+            budget: 2,
+        };
+        o.write_to(&mut sink).unwrap(); // "a" and half of "S2x"
+        o.push_latest(Bytes::from_static(b"S3"));
+        sink.budget = 100;
+        o.write_to(&mut sink).unwrap();
+        assert_eq!(sink.got, b"aS2xbS3");
+        o.push_latest(Bytes::from_static(b"S4"));
+        o.push_latest(Bytes::from_static(b"S5"));
+        o.write_to(&mut sink).unwrap();
+        assert_eq!(sink.got, b"aS2xbS3S5");
     }
 
     #[test]

@@ -28,6 +28,9 @@ impl Reactor {
         if !c.readable {
             return;
         }
+        if c.paused {
+            return;
+        }
         match c.phase {
             Phase::Http { .. } => self.read_http(key),
             Phase::Ws(_) => self.read_ws(key),
@@ -66,9 +69,22 @@ impl Reactor {
             if bytes_in > 0 {
                 c.last_recv = self.now;
             }
-            let (id, app, service) = (c.id, c.app, c.service);
+            let (id, app, service, pipe) = (c.id, c.app, c.service, c.pipe);
             if queued > 0 {
                 self.mark_dirty(key);
+            }
+            if let Some(to) = pipe {
+                match result {
+                    Read1::Text(t) => {
+                        self.relay(key, to, frame::encode(frame::OP_TEXT, t.as_bytes()));
+                        continue;
+                    }
+                    Read1::Binary(b) => {
+                        self.relay(key, to, frame::encode(frame::OP_BINARY, &b));
+                        continue;
+                    }
+                    _ => {}
+                }
             }
             let stats = self.stats(service);
             bump(&stats.bytes_in, bytes_in);
@@ -98,6 +114,93 @@ impl Reactor {
         }
         // Budget spent with input left: continue next turn, after the others.
         self.pending_reads.push(key);
+    }
+
+    /// A piped frame from `from` to `to`: queued without the slow-consumer cap; when the
+    /// partner's queue passes the high-water mark, `from` stops being read until it drains.
+    fn relay(&mut self, from: usize, to: ConnId, frame: Frame) {
+        bump(&self.stats(self.conns[from].service).messages_in, 1);
+        let key = to.slot as usize;
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if c.id != to || !c.is_open_ws() {
+            return;
+        }
+        if c.out.is_empty() {
+            c.last_write = self.now;
+        }
+        c.out.push(frame);
+        let over = c.out.queued() > self.shared.config.pipe_high_water_bytes;
+        let service = c.service;
+        bump(&self.stats(service).messages_out, 1);
+        self.mark_dirty(key);
+        if over {
+            self.conns[from].paused = true;
+        }
+    }
+
+    /// Resumes the reader piped into `key` once `key`'s queue is back under high water.
+    fn resume_pipe_source(&mut self, key: usize) {
+        let high_water = self.shared.config.pipe_high_water_bytes;
+        let Some(c) = self.conns.get(key) else { return };
+        let Some(src) = c.pipe else { return };
+        if c.out.queued() > high_water {
+            return;
+        }
+        let s = src.slot as usize;
+        if let Some(sc) = self.conns.get_mut(s)
+            && sc.id == src
+            && sc.paused
+        {
+            sc.paused = false;
+            self.pending_reads.push(s);
+        }
+    }
+
+    /// Pipes two open connections of this reactor to each other.
+    pub(super) fn pipe(&mut self, a: ConnId, b: ConnId) {
+        let local_open = |r: &Reactor, id: ConnId| {
+            usize::from(id.reactor) == r.me
+                && r.conns
+                    .get(id.slot as usize)
+                    .is_some_and(|c| c.id == id && c.is_open_ws())
+        };
+        if !local_open(self, a) || !local_open(self, b) {
+            debug_assert!(
+                usize::from(a.reactor) == self.me && usize::from(b.reactor) == self.me,
+                "both sides of a pipe live on one reactor"
+            );
+            return;
+        }
+        self.conns[a.slot as usize].pipe = Some(b);
+        self.conns[b.slot as usize].pipe = Some(a);
+    }
+
+    /// Queues `frame` as `to`'s latest frame, replacing an unsent older latest one.
+    pub(super) fn deliver_latest(&mut self, to: ConnId, frame: Frame) {
+        let key = to.slot as usize;
+        let cap = self.shared.config.max_outbound_bytes;
+        if usize::from(to.reactor) != self.me {
+            debug_assert!(false, "send_latest goes to this reactor's connections");
+            return;
+        }
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if c.id != to || !c.is_open_ws() {
+            return;
+        }
+        if c.out.is_empty() {
+            c.last_write = self.now;
+        }
+        c.out.push_latest(frame);
+        if c.out.queued() > cap {
+            return self.end(key, Disconnect::SlowConsumer);
+        }
+        let service = c.service;
+        bump(&self.stats(service).messages_out, 1);
+        self.mark_dirty(key);
     }
 
     /// Reads and throws away input on a closing connection until EOF.
@@ -283,6 +386,9 @@ impl Reactor {
                 }
                 return self.drop_now(key);
             }
+        }
+        if c.pipe.is_some() {
+            self.resume_pipe_source(key);
         }
         let Some(c) = self.conns.get_mut(key) else {
             return;
