@@ -62,9 +62,10 @@ where
         let closed = &self.closed;
         self.pending
             .extend(self.out.effects.drain(..).filter(|e| match e {
-                Effect::Send(to, _) | Effect::SendLatest(to, _) | Effect::Close(to, _) => {
-                    !closed.contains(to)
-                }
+                Effect::Send(to, _)
+                | Effect::SendLatest(to, _)
+                | Effect::Close(to, _)
+                | Effect::Respond(to, _) => !closed.contains(to),
                 Effect::Pipe(..) | Effect::Post(..) => true,
             }));
         self

@@ -21,6 +21,14 @@ pub type Millis = u64;
 pub enum Event<'a, M> {
     /// A WebSocket upgrade completed; `req` is the request head that asked for it.
     Opened { conn: ConnId, req: &'a Request },
+    /// A plain HTTP request the app asked for with [`Route::Http`], with its body. The app
+    /// answers with [`Effect::Respond`], now or later (long-polling holds it). If the
+    /// client goes away first, the app gets `Closed { conn }` for it.
+    Http {
+        conn: ConnId,
+        req: &'a Request,
+        body: &'a [u8],
+    },
     /// A complete text message (valid UTF-8, within the app's size limit).
     Text { conn: ConnId, text: &'a str },
     /// A complete binary message.
@@ -56,6 +64,8 @@ pub enum Effect<M> {
     /// mark. The app still gets Closed for each side (and decides whether to close the
     /// other).
     Pipe(ConnId, ConnId),
+    /// Answer the HTTP request of `conn` (from [`Event::Http`]) and close it after.
+    Respond(ConnId, Response),
     /// Deliver `M` to this app's instance on reactor `usize`.
     Post(usize, M),
 }
@@ -93,6 +103,10 @@ impl<M> Outbox<M> {
         self.effects.push(Effect::Pipe(a, b));
     }
 
+    pub fn respond(&mut self, conn: ConnId, response: Response) {
+        self.effects.push(Effect::Respond(conn, response));
+    }
+
     pub fn post(&mut self, reactor: usize, msg: M) {
         self.effects.push(Effect::Post(reactor, msg));
     }
@@ -111,6 +125,9 @@ pub enum Route {
     },
     /// Answer with this response and close.
     Respond(Response),
+    /// Hand the request (head and body) to the app instance on the owner reactor of
+    /// `owner` (`None`: this reactor) as [`Event::Http`]; the app answers it.
+    Http { owner: Option<Vec<u8>> },
 }
 
 /// The interface every app implements.

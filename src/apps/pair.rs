@@ -179,7 +179,7 @@ impl App for Pair {
                 }
             }
             Event::Remote(msg) => self.lobby_handle(msg, out),
-            Event::Tick | Event::TurnEnd => {}
+            Event::Tick | Event::TurnEnd | Event::Http { .. } => {}
             Event::Shutdown => self.draining = true,
         }
     }

@@ -102,6 +102,7 @@ impl Reactor {
             Effect::Send(to, frame) => self.send(to, frame),
             Effect::SendLatest(to, frame) => self.deliver_latest(to, frame),
             Effect::Pipe(a, b) => self.pipe(a, b),
+            Effect::Respond(to, response) => self.app_respond(to, response),
             Effect::Close(to, close) => {
                 if usize::from(to.reactor) == self.me {
                     self.app_close_local(to, close);

@@ -113,6 +113,9 @@ impl Reactor {
             Intent::Plain => {
                 let r = match apps::route(app, &req, false, cfg) {
                     Route::Respond(r) => r,
+                    Route::Http { .. } => {
+                        Response::text(Status(501, "Not Implemented"), "Not Implemented")
+                    }
                     Route::Upgrade { .. } => {
                         Response::text(Status::UPGRADE_REQUIRED, "Upgrade Required")
                     }
@@ -128,6 +131,10 @@ impl Reactor {
         }
         let (owner, headers, max_message) = match apps::route(app, &req, true, cfg) {
             Route::Respond(r) => return self.respond(key, r, Some(Reject::AppAnswer)),
+            Route::Http { .. } => {
+                let r = Response::text(Status::BAD_REQUEST, "Not a WebSocket endpoint");
+                return self.respond(key, r, Some(Reject::AppAnswer));
+            }
             Route::Upgrade {
                 owner,
                 headers,
@@ -257,6 +264,9 @@ impl Reactor {
         }
         self.mark_dirty(key);
     }
+
+    /// The app's answer to an [`crate::apps::Event::Http`] request.
+    pub(super) fn app_respond(&mut self, _to: crate::router::ConnId, _r: Response) {}
 
     pub(super) fn handshake_timeout_or_drop(&mut self, key: usize) {
         match self.conns.get(key).map(|c| &c.phase) {
