@@ -5,6 +5,7 @@
 //! [`Outbox`], in order. Every reactor runs its own instance of each app; instances talk
 //! through [`Effect::Post`], which the reactor delivers to the named reactor's inbox.
 
+pub mod bench;
 pub mod harness;
 pub mod pair;
 
@@ -143,6 +144,7 @@ pub trait App {
 #[derive(Debug)]
 pub enum AppMsg {
     Pair(pair::PairMsg),
+    Bench(bench::Never),
 }
 
 /// The answer of `app` to a request head before the upgrade.
@@ -155,6 +157,7 @@ pub fn route(
     use crate::config::AppKind;
     match app {
         AppKind::Pair => pair::route(req, websocket),
+        AppKind::Bench => bench::route(req, websocket),
         AppKind::Pester | AppKind::Session | AppKind::Rooms | AppKind::Signal => {
             Route::Respond(Response::status(crate::http::Status::NOT_FOUND))
         }

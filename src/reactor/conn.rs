@@ -81,11 +81,22 @@ pub struct WsIo<'a> {
     pub out: &'a mut Outbound,
     pub bytes_in: u64,
     pub bytes_queued: usize,
+    /// Set by a short read: the socket is empty for now.
+    pub drained: &'a mut bool,
 }
 
 impl Read for WsIo<'_> {
+    /// After a read that returned less than asked, the receive queue is empty: answer
+    /// `WouldBlock` without the syscall. Edge-triggered epoll reports any data that
+    /// arrives later as a new event, so nothing is missed and each message costs one read.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if *self.drained {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         let n = self.sock.read(buf)?;
+        if n > 0 && n < buf.len() {
+            *self.drained = true;
+        }
         self.bytes_in += n as u64;
         Ok(n)
     }

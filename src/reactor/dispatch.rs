@@ -2,6 +2,7 @@
 
 use super::Reactor;
 use super::inbox::Envelope;
+use crate::apps::bench::Bench;
 use crate::apps::pair::Pair;
 use crate::apps::{App, AppMsg, Effect, Event, Outbox};
 use crate::config::{AppKind, Config};
@@ -11,6 +12,7 @@ use crate::router::ConnId;
 /// This reactor's instance of every enabled app, with a reusable outbox each.
 pub struct AppSet {
     pair: Option<(Pair, Outbox<<Pair as App>::Msg>)>,
+    bench: Option<(Bench, Outbox<<Bench as App>::Msg>)>,
 }
 
 impl AppSet {
@@ -20,6 +22,10 @@ impl AppSet {
                 .pair
                 .enabled
                 .then(|| (Pair::new(me, reactors), Outbox::default())),
+            bench: config
+                .bench
+                .enabled
+                .then(|| (Bench::default(), Outbox::default())),
         }
     }
 }
@@ -86,6 +92,7 @@ impl Reactor {
     pub(super) fn dispatch(&mut self, app: AppKind, event: CoreEvent<'_>) {
         match app {
             AppKind::Pair => run_app!(self, pair, AppMsg::Pair, event.into_event()),
+            AppKind::Bench => run_app!(self, bench, AppMsg::Bench, event.into_event()),
             AppKind::Pester | AppKind::Session | AppKind::Rooms | AppKind::Signal => {}
         }
     }
@@ -93,6 +100,7 @@ impl Reactor {
     pub(super) fn dispatch_remote(&mut self, msg: AppMsg) {
         match msg {
             AppMsg::Pair(m) => run_app!(self, pair, AppMsg::Pair, Event::Remote(m)),
+            AppMsg::Bench(never) => match never {},
         }
     }
 

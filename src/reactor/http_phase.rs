@@ -58,6 +58,11 @@ impl Reactor {
                     if head.len() > max_head {
                         break;
                     }
+                    if n < self.scratch.len() {
+                        // Short read: the queue is empty (see `WsIo::read`).
+                        c.readable = false;
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     c.readable = false;

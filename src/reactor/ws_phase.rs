@@ -42,6 +42,7 @@ impl Reactor {
     }
 
     fn read_ws(&mut self, key: usize) {
+        let mut drained = false;
         for _ in 0..READ_BUDGET {
             let Some(c) = self.conns.get_mut(key) else {
                 return;
@@ -52,6 +53,7 @@ impl Reactor {
                 out: &mut c.out,
                 bytes_in: 0,
                 bytes_queued: 0,
+                drained: &mut drained,
             };
             let result = match ctx.read(&mut io) {
                 Ok(Message::Text(t)) => Read1::Text(t),
