@@ -113,8 +113,10 @@ mod tests {
         h.text(c, "x").expect_texts(&[(a, "x")]);
         h.close(a);
         h.close(c);
-        h.open(a, "/?room=r1");
-        h.open(b, "/?room=r1");
-        h.binary(b, &[7]).expect_frames(&[(a, vec![0x82, 1, 7])]);
+        // The emptied room is gone; newcomers start it again.
+        let (e, f) = (conn(5), conn(6));
+        h.open(e, "/?room=r1");
+        h.open(f, "/?room=r1");
+        h.binary(f, &[7]).expect_frames(&[(e, vec![0x82, 1, 7])]);
     }
 }
