@@ -62,6 +62,19 @@ pub struct Server {
 
 const WAKER_TOKEN: Token = Token(0);
 
+/// Checks that nobody holds `addr` yet, by binding it once without `SO_REUSEPORT`.
+/// Without this check a second switchboard (or an old one still running) would silently
+/// share the port, and the kernel would split the clients between the two processes.
+/// Returns the address with its port resolved (for port 0).
+fn probe_free(addr: SocketAddr) -> io::Result<SocketAddr> {
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    sock.set_reuse_address(true)?;
+    sock.bind(&addr.into())?;
+    sock.local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("not an IP socket"))
+}
+
 fn listen(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     sock.set_reuse_address(true)?;
@@ -107,7 +120,16 @@ impl Server {
         let mut per_reactor: Vec<Vec<Listener>> = (0..n).map(|_| Vec::new()).collect();
         let mut addrs = Vec::new();
         for (service, port) in services {
-            let mut addr = SocketAddr::new(config.bind, port);
+            let wanted = SocketAddr::new(config.bind, port);
+            let mut addr = probe_free(wanted).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot listen on {wanted} for {}: {e}",
+                        crate::metrics::service_name(service)
+                    ),
+                )
+            })?;
             for listeners in per_reactor.iter_mut() {
                 let l = listen(addr).map_err(|e| {
                     io::Error::new(
