@@ -293,6 +293,20 @@ mod tests {
     }
 
     #[test]
+    fn signal_flags_set_signal_limits() {
+        let c = opts(&[
+            "--signal-hold-timeout-secs",
+            "5",
+            "--signal-max-pipe-message-bytes",
+            "1000",
+        ])
+        .resolve(None)
+        .unwrap();
+        assert_eq!(c.signal_limits.hold_timeout_secs, 5);
+        assert_eq!(c.signal_limits.max_pipe_message_bytes, 1000);
+    }
+
+    #[test]
     fn unknown_app_is_named() {
         let o = opts(&["--apps", "pair,chat"]);
         assert!(o.resolve(None).unwrap_err().contains("\"chat\""));

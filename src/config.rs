@@ -473,6 +473,28 @@ mod tests {
     }
 
     #[test]
+    fn signal_section_sets_its_limits_and_the_pipe_high_water_mark() {
+        let f: FileConfig = toml::from_str(
+            "[signal]\nport = 8081\nmax_introduction_message_bytes = 100\nhold_timeout_secs = 30\n\
+             pipe_high_water_bytes = 4096\nmax_keys_per_peer = 7\n",
+        )
+        .unwrap();
+        let mut c = Config::default();
+        f.apply(&mut c);
+        assert_eq!((c.signal.port, c.signal.max_message_bytes), (8081, 100));
+        assert_eq!(c.signal_limits.hold_timeout_secs, 30);
+        assert_eq!(c.signal_limits.max_keys_per_peer, 7);
+        assert_eq!(c.pipe_high_water_bytes, 4096);
+        assert!(toml::from_str::<FileConfig>("[signal]\nnope = 1").is_err());
+        c.signal_limits.hold_buffer_bytes = 0;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .contains("signal.hold_buffer_bytes")
+        );
+    }
+
+    #[test]
     fn port_clash_is_refused() {
         let c = Config {
             admin_port: 3001,
