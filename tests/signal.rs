@@ -388,3 +388,24 @@ fn sig_21_hold_buffer_full_closes_1009() {
     let mut b = Client::connect(a, "/connection/B/A/k");
     b.expect_silence(100);
 }
+
+/// A full default hold (exactly 1 MiB of payload, over the 1 MiB outbound cap once framed)
+/// reaches the newcomer whole: a piped side is never closed as a slow consumer.
+#[test]
+fn sig_21_a_full_hold_buffer_is_delivered_whole() {
+    let s = server(4);
+    let a = addr(&s);
+    let mut held = Client::connect(a, "/connection/full/late/k");
+    let chunk = vec![3u8; 64 * 1024];
+    for _ in 0..16 {
+        held.send_binary(&chunk);
+    }
+    held.ws.send(Message::Ping(vec![].into())).unwrap();
+    held.expect_silence(100);
+    let mut late = Client::connect(a, "/connection/late/full/k");
+    for _ in 0..16 {
+        assert_eq!(late.recv(), Message::binary(chunk.clone()));
+    }
+    held.send_text("then live");
+    late.expect_text("then live");
+}
