@@ -17,18 +17,24 @@ pub enum AppKind {
     Rooms,
     Pair,
     Signal,
+    /// The comparison peers' generic room protocol (`shared/peers/README.md`), for
+    /// like-for-like benchmarks; off unless asked for.
+    Bench,
 }
 
 impl AppKind {
-    pub const ALL: [AppKind; 5] = [
+    pub const ALL: [AppKind; 6] = [
         AppKind::Pester,
         AppKind::Session,
         AppKind::Rooms,
         AppKind::Pair,
         AppKind::Signal,
+        AppKind::Bench,
     ];
-    /// Apps that are built and started by default.
-    pub const IMPLEMENTED: [AppKind; 2] = [AppKind::Pair, AppKind::Signal];
+    /// Apps that are built in this binary.
+    pub const IMPLEMENTED: [AppKind; 3] = [AppKind::Pair, AppKind::Signal, AppKind::Bench];
+    /// Built apps that run only when asked for (`--apps`).
+    pub const OPT_IN: [AppKind; 1] = [AppKind::Bench];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -37,6 +43,7 @@ impl AppKind {
             AppKind::Rooms => "rooms",
             AppKind::Pair => "pair",
             AppKind::Signal => "signal",
+            AppKind::Bench => "bench",
         }
     }
 
@@ -51,6 +58,7 @@ impl AppKind {
             AppKind::Rooms => 8787,
             AppKind::Pair => 3001,
             AppKind::Signal => 8080,
+            AppKind::Bench => 29100,
         }
     }
 }
@@ -153,13 +161,14 @@ pub struct Config {
     pub rooms: AppConfig,
     pub pair: AppConfig,
     pub signal: AppConfig,
+    pub bench: AppConfig,
     pub signal_limits: SignalConfig,
 }
 
 impl Default for Config {
     fn default() -> Self {
         let app = |kind: AppKind, max_message_bytes| AppConfig {
-            enabled: AppKind::IMPLEMENTED.contains(&kind),
+            enabled: AppKind::IMPLEMENTED.contains(&kind) && !AppKind::OPT_IN.contains(&kind),
             port: kind.default_port(),
             max_message_bytes,
         };
@@ -190,6 +199,7 @@ impl Default for Config {
             rooms: app(AppKind::Rooms, 1 << 20),
             pair: app(AppKind::Pair, 65_536),
             signal: app(AppKind::Signal, 65_536),
+            bench: app(AppKind::Bench, 1 << 20),
             signal_limits: SignalConfig::default(),
         }
     }
@@ -203,6 +213,7 @@ impl Config {
             AppKind::Rooms => &self.rooms,
             AppKind::Pair => &self.pair,
             AppKind::Signal => &self.signal,
+            AppKind::Bench => &self.bench,
         }
     }
 
@@ -213,6 +224,7 @@ impl Config {
             AppKind::Rooms => &mut self.rooms,
             AppKind::Pair => &mut self.pair,
             AppKind::Signal => &mut self.signal,
+            AppKind::Bench => &mut self.bench,
         }
     }
 
@@ -336,6 +348,7 @@ pub struct FileConfig {
     pub rooms: Option<FileAppConfig>,
     pub pair: Option<FileAppConfig>,
     pub signal: Option<FileSignalConfig>,
+    pub bench: Option<FileAppConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -432,6 +445,7 @@ impl FileConfig {
             (AppKind::Rooms, self.rooms),
             (AppKind::Pair, self.pair),
             (AppKind::Signal, self.signal.map(|s| s.apply(cfg))),
+            (AppKind::Bench, self.bench),
         ];
         for (kind, section) in sections {
             let Some(s) = section else { continue };

@@ -5,6 +5,7 @@
 //! [`Outbox`], in order. Every reactor runs its own instance of each app; instances talk
 //! through [`Effect::Post`], which the reactor delivers to the named reactor's inbox.
 
+pub mod bench;
 pub mod harness;
 pub mod pair;
 pub mod signal;
@@ -145,6 +146,7 @@ pub trait App {
 pub enum AppMsg {
     Pair(pair::PairMsg),
     Signal(signal::SignalMsg),
+    Bench(bench::Never),
 }
 
 /// The answer of `app` to a request head before the upgrade.
@@ -158,6 +160,7 @@ pub fn route(
     match app {
         AppKind::Pair => pair::route(req, websocket),
         AppKind::Signal => signal::route(req, websocket, config),
+        AppKind::Bench => bench::route(req, websocket),
         AppKind::Pester | AppKind::Session | AppKind::Rooms => {
             Route::Respond(Response::status(crate::http::Status::NOT_FOUND))
         }
