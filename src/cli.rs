@@ -59,6 +59,53 @@ app_flags! {
     bench: bench_port, "SWITCHBOARD_BENCH_PORT", bench_max_message_bytes, "SWITCHBOARD_BENCH_MAX_MESSAGE_BYTES";
 }
 
+/// The signal app's limits (signal.md "Limits").
+#[derive(Debug, Args)]
+pub struct SignalFlags {
+    /// Largest message on a held or piped signal connection [default: 16777216].
+    #[arg(long, env = "SWITCHBOARD_SIGNAL_MAX_PIPE_MESSAGE_BYTES")]
+    pub signal_max_pipe_message_bytes: Option<usize>,
+    /// Payload a held signal connection may buffer; close 1009 over it [default: 1048576].
+    #[arg(long, env = "SWITCHBOARD_SIGNAL_HOLD_BUFFER_BYTES")]
+    pub signal_hold_buffer_bytes: Option<usize>,
+    /// Seconds a signal connection may wait for its partner; 0 is forever [default: 0].
+    #[arg(long, env = "SWITCHBOARD_SIGNAL_HOLD_TIMEOUT_SECS")]
+    pub signal_hold_timeout_secs: Option<u64>,
+    /// Longest id or key in a signal path; 400 over it [default: 256].
+    #[arg(long, env = "SWITCHBOARD_SIGNAL_MAX_ID_BYTES")]
+    pub signal_max_id_bytes: Option<usize>,
+    /// Longest document key in a Join or Leave; longer ones are skipped [default: 256].
+    #[arg(long, env = "SWITCHBOARD_SIGNAL_MAX_KEY_BYTES")]
+    pub signal_max_key_bytes: Option<usize>,
+    /// Most keys per introduction peer; close 1008 over it [default: 1024].
+    #[arg(long, env = "SWITCHBOARD_SIGNAL_MAX_KEYS_PER_PEER")]
+    pub signal_max_keys_per_peer: Option<usize>,
+}
+
+impl SignalFlags {
+    fn apply(&self, cfg: &mut Config) {
+        let l = &mut cfg.signal_limits;
+        let pairs = [
+            (
+                self.signal_max_pipe_message_bytes,
+                &mut l.max_pipe_message_bytes,
+            ),
+            (self.signal_hold_buffer_bytes, &mut l.hold_buffer_bytes),
+            (self.signal_max_id_bytes, &mut l.max_id_bytes),
+            (self.signal_max_key_bytes, &mut l.max_key_bytes),
+            (self.signal_max_keys_per_peer, &mut l.max_keys_per_peer),
+        ];
+        for (flag, field) in pairs {
+            if let Some(v) = flag {
+                *field = v;
+            }
+        }
+        if let Some(v) = self.signal_hold_timeout_secs {
+            l.hold_timeout_secs = v;
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct Opts {
     /// TOML file with settings (flags and environment variables win over it).
@@ -84,6 +131,8 @@ pub struct Opts {
     pub no_admin: bool,
     #[command(flatten)]
     pub app: AppFlags,
+    #[command(flatten)]
+    pub signal: SignalFlags,
     /// Connections per process; HTTP 503 over it [default: 100000].
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
@@ -200,6 +249,7 @@ impl Opts {
             cfg.admin_enabled = false;
         }
         self.app.apply(&mut cfg);
+        self.signal.apply(&mut cfg);
         cfg.validate()?;
         Ok(cfg)
     }
@@ -243,6 +293,20 @@ mod tests {
             (2, 10, 4444)
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn signal_flags_set_signal_limits() {
+        let c = opts(&[
+            "--signal-hold-timeout-secs",
+            "5",
+            "--signal-max-pipe-message-bytes",
+            "1000",
+        ])
+        .resolve(None)
+        .unwrap();
+        assert_eq!(c.signal_limits.hold_timeout_secs, 5);
+        assert_eq!(c.signal_limits.max_pipe_message_bytes, 1000);
     }
 
     #[test]

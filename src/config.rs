@@ -32,7 +32,7 @@ impl AppKind {
         AppKind::Bench,
     ];
     /// Apps that are built in this binary.
-    pub const IMPLEMENTED: [AppKind; 2] = [AppKind::Pair, AppKind::Bench];
+    pub const IMPLEMENTED: [AppKind; 3] = [AppKind::Pair, AppKind::Signal, AppKind::Bench];
     /// Built apps that run only when asked for (`--apps`).
     pub const OPT_IN: [AppKind; 1] = [AppKind::Bench];
 
@@ -78,6 +78,39 @@ pub struct AppConfig {
     pub port: u16,
     /// Largest message accepted from a client; over it the connection is closed 1009.
     pub max_message_bytes: usize,
+}
+
+/// The signal app's own limits (signal.md "Limits"). Its introduction message limit is
+/// `signal.max_message_bytes` (TOML also accepts the spec's `max_introduction_message_bytes`),
+/// and `signal.pipe_high_water_bytes` sets the core's `pipe_high_water_bytes` (only signal
+/// pipes).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SignalConfig {
+    /// Largest message on a held or piped connection; over it both sides are closed.
+    pub max_pipe_message_bytes: usize,
+    /// Payload a held connection may buffer before close 1009 `Hold buffer full`.
+    pub hold_buffer_bytes: usize,
+    /// Seconds a connection may be held before close 1000 `Hold timeout`; 0 waits forever.
+    pub hold_timeout_secs: u64,
+    /// Longest decoded id or key in a path (400 before the upgrade over it).
+    pub max_id_bytes: usize,
+    /// Longest document key in a Join or Leave; longer keys are skipped.
+    pub max_key_bytes: usize,
+    /// Most keys one introduction peer may hold; over it close 1008 `Too many keys`.
+    pub max_keys_per_peer: usize,
+}
+
+impl Default for SignalConfig {
+    fn default() -> Self {
+        SignalConfig {
+            max_pipe_message_bytes: 16 << 20,
+            hold_buffer_bytes: 1 << 20,
+            hold_timeout_secs: 0,
+            max_id_bytes: 256,
+            max_key_bytes: 256,
+            max_keys_per_peer: 1024,
+        }
+    }
 }
 
 /// The whole resolved configuration.
@@ -129,6 +162,7 @@ pub struct Config {
     pub pair: AppConfig,
     pub signal: AppConfig,
     pub bench: AppConfig,
+    pub signal_limits: SignalConfig,
 }
 
 impl Default for Config {
@@ -164,8 +198,9 @@ impl Default for Config {
             session: app(AppKind::Session, 65_536),
             rooms: app(AppKind::Rooms, 1 << 20),
             pair: app(AppKind::Pair, 65_536),
-            signal: app(AppKind::Signal, 1 << 20),
+            signal: app(AppKind::Signal, 65_536),
             bench: app(AppKind::Bench, 1 << 20),
+            signal_limits: SignalConfig::default(),
         }
     }
 }
@@ -266,6 +301,19 @@ impl Config {
                 ));
             }
         }
+        let s = &self.signal_limits;
+        let signal_positive = [
+            ("max_pipe_message_bytes", s.max_pipe_message_bytes),
+            ("hold_buffer_bytes", s.hold_buffer_bytes),
+            ("max_id_bytes", s.max_id_bytes),
+            ("max_key_bytes", s.max_key_bytes),
+            ("max_keys_per_peer", s.max_keys_per_peer),
+        ];
+        for (name, v) in signal_positive {
+            if v == 0 {
+                return Err(format!("signal.{name} must be greater than 0"));
+            }
+        }
         Ok(())
     }
 }
@@ -299,7 +347,7 @@ pub struct FileConfig {
     pub session: Option<FileAppConfig>,
     pub rooms: Option<FileAppConfig>,
     pub pair: Option<FileAppConfig>,
-    pub signal: Option<FileAppConfig>,
+    pub signal: Option<FileSignalConfig>,
     pub bench: Option<FileAppConfig>,
 }
 
@@ -309,6 +357,51 @@ pub struct FileAppConfig {
     pub enabled: Option<bool>,
     pub port: Option<u16>,
     pub max_message_bytes: Option<usize>,
+}
+
+/// The `[signal]` section: the common keys plus signal.md's limits.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSignalConfig {
+    pub enabled: Option<bool>,
+    pub port: Option<u16>,
+    pub max_message_bytes: Option<usize>,
+    pub max_introduction_message_bytes: Option<usize>,
+    pub max_pipe_message_bytes: Option<usize>,
+    pub hold_buffer_bytes: Option<usize>,
+    pub hold_timeout_secs: Option<u64>,
+    pub pipe_high_water_bytes: Option<usize>,
+    pub max_id_bytes: Option<usize>,
+    pub max_key_bytes: Option<usize>,
+    pub max_keys_per_peer: Option<usize>,
+}
+
+impl FileSignalConfig {
+    /// Lays the signal-only keys over `cfg`; returns the common part.
+    fn apply(self, cfg: &mut Config) -> FileAppConfig {
+        let l = &mut cfg.signal_limits;
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = self.$field { l.$field = v; } )* };
+        }
+        set!(
+            max_pipe_message_bytes,
+            hold_buffer_bytes,
+            hold_timeout_secs,
+            max_id_bytes,
+            max_key_bytes,
+            max_keys_per_peer
+        );
+        if let Some(v) = self.pipe_high_water_bytes {
+            cfg.pipe_high_water_bytes = v;
+        }
+        FileAppConfig {
+            enabled: self.enabled,
+            port: self.port,
+            max_message_bytes: self
+                .max_message_bytes
+                .or(self.max_introduction_message_bytes),
+        }
+    }
 }
 
 impl FileConfig {
@@ -351,7 +444,7 @@ impl FileConfig {
             (AppKind::Session, self.session),
             (AppKind::Rooms, self.rooms),
             (AppKind::Pair, self.pair),
-            (AppKind::Signal, self.signal),
+            (AppKind::Signal, self.signal.map(|s| s.apply(cfg))),
             (AppKind::Bench, self.bench),
         ];
         for (kind, section) in sections {
@@ -391,6 +484,28 @@ mod tests {
         assert_eq!(c.threads, 3);
         assert_eq!(c.pair.port, 4444);
         assert!(toml::from_str::<FileConfig>("nope = 1").is_err());
+    }
+
+    #[test]
+    fn signal_section_sets_its_limits_and_the_pipe_high_water_mark() {
+        let f: FileConfig = toml::from_str(
+            "[signal]\nport = 8081\nmax_introduction_message_bytes = 100\nhold_timeout_secs = 30\n\
+             pipe_high_water_bytes = 4096\nmax_keys_per_peer = 7\n",
+        )
+        .unwrap();
+        let mut c = Config::default();
+        f.apply(&mut c);
+        assert_eq!((c.signal.port, c.signal.max_message_bytes), (8081, 100));
+        assert_eq!(c.signal_limits.hold_timeout_secs, 30);
+        assert_eq!(c.signal_limits.max_keys_per_peer, 7);
+        assert_eq!(c.pipe_high_water_bytes, 4096);
+        assert!(toml::from_str::<FileConfig>("[signal]\nnope = 1").is_err());
+        c.signal_limits.hold_buffer_bytes = 0;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .contains("signal.hold_buffer_bytes")
+        );
     }
 
     #[test]

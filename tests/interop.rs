@@ -38,3 +38,13 @@ fn par_18_ws_client_pairs_relays_and_requeues() {
         s.stop(DEADLINE).unwrap();
     }
 }
+
+#[test]
+fn sig_30_cevitxe_signal_client_joins_meets_and_pipes() {
+    for threads in [1, 4] {
+        let s = start(config(threads, &[AppKind::Signal]));
+        let url = format!("ws://{}", s.addr(AppKind::Signal).unwrap());
+        node("signal.mjs", &[url]);
+        s.stop(DEADLINE).unwrap();
+    }
+}

@@ -366,6 +366,8 @@ fn admin_endpoints_and_metrics() {
 #[test]
 fn par_16_slow_reader_is_closed_at_the_byte_cap_and_rss_stays_bounded() {
     let p = Proc::spawn(&[
+        "--apps",
+        "pair",
         "--bind",
         "127.0.0.1",
         "--pair-port",
@@ -414,6 +416,8 @@ fn par_16_slow_reader_is_closed_at_the_byte_cap_and_rss_stays_bounded() {
 #[test]
 fn sigterm_drains_with_1001_and_exits_zero() {
     let mut p = Proc::spawn(&[
+        "--apps",
+        "pair",
         "--bind",
         "127.0.0.1",
         "--pair-port",

@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod harness;
 pub mod pair;
+pub mod signal;
 
 use crate::frame::Frame;
 use crate::http::{Request, Response};
@@ -144,6 +145,7 @@ pub trait App {
 #[derive(Debug)]
 pub enum AppMsg {
     Pair(pair::PairMsg),
+    Signal(signal::SignalMsg),
     Bench(bench::Never),
 }
 
@@ -152,13 +154,14 @@ pub fn route(
     app: crate::config::AppKind,
     req: &Request,
     websocket: bool,
-    _config: &crate::config::Config,
+    config: &crate::config::Config,
 ) -> Route {
     use crate::config::AppKind;
     match app {
         AppKind::Pair => pair::route(req, websocket),
+        AppKind::Signal => signal::route(req, websocket, config),
         AppKind::Bench => bench::route(req, websocket),
-        AppKind::Pester | AppKind::Session | AppKind::Rooms | AppKind::Signal => {
+        AppKind::Pester | AppKind::Session | AppKind::Rooms => {
             Route::Respond(Response::status(crate::http::Status::NOT_FOUND))
         }
     }

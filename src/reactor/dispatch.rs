@@ -4,6 +4,7 @@ use super::Reactor;
 use super::inbox::Envelope;
 use crate::apps::bench::Bench;
 use crate::apps::pair::Pair;
+use crate::apps::signal::Signal;
 use crate::apps::{App, AppMsg, Effect, Event, Outbox};
 use crate::config::{AppKind, Config};
 use crate::http::Request;
@@ -12,6 +13,7 @@ use crate::router::ConnId;
 /// This reactor's instance of every enabled app, with a reusable outbox each.
 pub struct AppSet {
     pair: Option<(Pair, Outbox<<Pair as App>::Msg>)>,
+    signal: Option<(Signal, Outbox<<Signal as App>::Msg>)>,
     bench: Option<(Bench, Outbox<<Bench as App>::Msg>)>,
 }
 
@@ -22,6 +24,10 @@ impl AppSet {
                 .pair
                 .enabled
                 .then(|| (Pair::new(me, reactors), Outbox::default())),
+            signal: config
+                .signal
+                .enabled
+                .then(|| (Signal::new(config.signal_limits.clone()), Outbox::default())),
             bench: config
                 .bench
                 .enabled
@@ -92,14 +98,16 @@ impl Reactor {
     pub(super) fn dispatch(&mut self, app: AppKind, event: CoreEvent<'_>) {
         match app {
             AppKind::Pair => run_app!(self, pair, AppMsg::Pair, event.into_event()),
+            AppKind::Signal => run_app!(self, signal, AppMsg::Signal, event.into_event()),
             AppKind::Bench => run_app!(self, bench, AppMsg::Bench, event.into_event()),
-            AppKind::Pester | AppKind::Session | AppKind::Rooms | AppKind::Signal => {}
+            AppKind::Pester | AppKind::Session | AppKind::Rooms => {}
         }
     }
 
     pub(super) fn dispatch_remote(&mut self, msg: AppMsg) {
         match msg {
             AppMsg::Pair(m) => run_app!(self, pair, AppMsg::Pair, Event::Remote(m)),
+            AppMsg::Signal(m) => match m {},
             AppMsg::Bench(never) => match never {},
         }
     }

@@ -351,7 +351,9 @@ impl Reactor {
         if c.id != to || !c.is_open_ws() {
             return;
         }
-        if c.out.queued() + frame.len() > cap {
+        // A piped side is never a slow consumer: its partner is paused instead, and what
+        // an app sends it (a hold buffer) is bounded by the app.
+        if c.pipe.is_none() && c.out.queued() + frame.len() > cap {
             return self.end(key, Disconnect::SlowConsumer);
         }
         if c.out.is_empty() {
