@@ -7,6 +7,7 @@
 
 pub mod harness;
 pub mod pair;
+pub mod session;
 
 use crate::frame::Frame;
 use crate::http::{Request, Response};
@@ -143,6 +144,7 @@ pub trait App {
 #[derive(Debug)]
 pub enum AppMsg {
     Pair(pair::PairMsg),
+    Session(session::SessionMsg),
 }
 
 /// The answer of `app` to a request head before the upgrade.
@@ -150,12 +152,18 @@ pub fn route(
     app: crate::config::AppKind,
     req: &Request,
     websocket: bool,
-    _config: &crate::config::Config,
+    config: &crate::config::Config,
 ) -> Route {
     use crate::config::AppKind;
     match app {
         AppKind::Pair => pair::route(req, websocket),
-        AppKind::Pester | AppKind::Session | AppKind::Rooms | AppKind::Signal => {
+        AppKind::Session => session::route(
+            req,
+            websocket,
+            &config.session_settings,
+            session::unix_now(),
+        ),
+        AppKind::Pester | AppKind::Rooms | AppKind::Signal => {
             Route::Respond(Response::status(crate::http::Status::NOT_FOUND))
         }
     }

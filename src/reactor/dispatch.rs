@@ -3,6 +3,7 @@
 use super::Reactor;
 use super::inbox::Envelope;
 use crate::apps::pair::Pair;
+use crate::apps::session::Session;
 use crate::apps::{App, AppMsg, Effect, Event, Outbox};
 use crate::config::{AppKind, Config};
 use crate::http::Request;
@@ -11,6 +12,7 @@ use crate::router::ConnId;
 /// This reactor's instance of every enabled app, with a reusable outbox each.
 pub struct AppSet {
     pair: Option<(Pair, Outbox<<Pair as App>::Msg>)>,
+    session: Option<(Session, Outbox<<Session as App>::Msg>)>,
 }
 
 impl AppSet {
@@ -20,6 +22,10 @@ impl AppSet {
                 .pair
                 .enabled
                 .then(|| (Pair::new(me, reactors), Outbox::default())),
+            session: config
+                .session
+                .enabled
+                .then(|| (Session::new(&config.session_settings), Outbox::default())),
         }
     }
 }
@@ -69,13 +75,15 @@ impl Reactor {
     pub(super) fn dispatch(&mut self, app: AppKind, event: CoreEvent<'_>) {
         match app {
             AppKind::Pair => run_app!(self, pair, AppMsg::Pair, event.into_event()),
-            AppKind::Pester | AppKind::Session | AppKind::Rooms | AppKind::Signal => {}
+            AppKind::Session => run_app!(self, session, AppMsg::Session, event.into_event()),
+            AppKind::Pester | AppKind::Rooms | AppKind::Signal => {}
         }
     }
 
     pub(super) fn dispatch_remote(&mut self, msg: AppMsg) {
         match msg {
             AppMsg::Pair(m) => run_app!(self, pair, AppMsg::Pair, Event::Remote(m)),
+            AppMsg::Session(m) => match m {},
         }
     }
 
