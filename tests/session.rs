@@ -637,3 +637,110 @@ fn snapshot_frame_bytes_on_the_wire() {
     assert!(got.ends_with(&frame), "{text}");
     s.stop(DEADLINE).unwrap();
 }
+
+/// A raw member: the socket after the 101 (reads are drained by a thread).
+fn raw_member(addr: SocketAddr, user: &str, room: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    s.set_read_timeout(Some(DEADLINE * 6)).unwrap();
+    let t = token(user, room, addr);
+    write!(
+        s,
+        "GET /?token={t} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    .unwrap();
+    s
+}
+
+/// Reads until `marker` went by; returns the bytes read.
+fn drain_until(mut s: TcpStream, marker: &[u8]) -> u64 {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut tail: Vec<u8> = Vec::new();
+    let mut total = 0u64;
+    loop {
+        let n = s.read(&mut buf).expect("member reads until the marker");
+        assert!(n > 0, "closed before the marker");
+        total += n as u64;
+        tail.extend_from_slice(&buf[..n]);
+        if tail.windows(marker.len()).any(|w| w == marker) {
+            return total;
+        }
+        let keep = tail.len().saturating_sub(marker.len());
+        tail.drain(..keep);
+    }
+}
+
+/// Closing-note numbers (run with `--ignored --nocapture`): a room of 100 members, 10 of
+/// them sending messages as fast as they can, coalescing on and off.
+#[test]
+#[ignore = "measurement, not a check"]
+fn measure_room_of_100_with_10_senders() {
+    for coalesce in [true, false] {
+        // Without coalescing each message costs ~750 KB of snapshots: keep that run short.
+        let per_sender: usize = if coalesce { 1000 } else { 50 };
+        let s = server_with(2, |c| {
+            c.session_settings.coalesce_snapshots = coalesce;
+            // Without coalescing every member must take every snapshot; do not cut a
+            // lagging test reader as a slow consumer.
+            c.max_outbound_bytes = 256 << 20;
+        });
+        let addr = s.addr(AppKind::Session).unwrap();
+        let members: Vec<TcpStream> = (0..100)
+            .map(|i| raw_member(addr, &format!("u{i}"), "bench"))
+            .collect();
+        // Let the joins settle: the last member sees itself listed.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let marker = br#""msg":"ENDMARK""#;
+        let start = Instant::now();
+        let readers: Vec<_> = members
+            .iter()
+            .map(|m| {
+                let m = m.try_clone().unwrap();
+                std::thread::spawn(move || drain_until(m, marker))
+            })
+            .collect();
+        let senders: Vec<_> = members[..10]
+            .iter()
+            .enumerate()
+            .map(|(j, m)| {
+                let mut m = m.try_clone().unwrap();
+                std::thread::spawn(move || {
+                    for k in 0..per_sender {
+                        let f = masked_frame(1, format!("sender {j} message {k}").as_bytes());
+                        m.write_all(&f).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in senders {
+            t.join().unwrap();
+        }
+        let stats = &s.shared().stats;
+        let service = switchboard::metrics::service_of(AppKind::Session);
+        let total = 10 * per_sender as u64;
+        let msgs_in = || -> u64 {
+            stats
+                .iter()
+                .map(|r| {
+                    r.services[service]
+                        .messages_in
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                })
+                .sum()
+        };
+        eventually("every message read by the server", || msgs_in() >= total);
+        let mut last = members[10].try_clone().unwrap();
+        last.write_all(&masked_frame(1, b"ENDMARK")).unwrap();
+        let bytes: u64 = readers.into_iter().map(|t| t.join().unwrap()).sum();
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "coalesce={coalesce}: {total} messages in {secs:.3} s = {:.0} msg/s; {} bytes to members, {:.0} bytes per accepted message",
+            total as f64 / secs,
+            bytes,
+            bytes as f64 / (total + 1) as f64
+        );
+        drop(members);
+        s.stop(DEADLINE).unwrap();
+    }
+}
