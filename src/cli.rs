@@ -141,6 +141,7 @@ app_flags! {
     rooms: rooms_port, "SWITCHBOARD_ROOMS_PORT", rooms_max_message_bytes, "SWITCHBOARD_ROOMS_MAX_MESSAGE_BYTES";
     pair: pair_port, "SWITCHBOARD_PAIR_PORT", pair_max_message_bytes, "SWITCHBOARD_PAIR_MAX_MESSAGE_BYTES";
     signal: signal_port, "SWITCHBOARD_SIGNAL_PORT", signal_max_message_bytes, "SWITCHBOARD_SIGNAL_MAX_MESSAGE_BYTES";
+    bench: bench_port, "SWITCHBOARD_BENCH_PORT", bench_max_message_bytes, "SWITCHBOARD_BENCH_MAX_MESSAGE_BYTES";
 }
 
 #[derive(Debug, Args)]
@@ -151,7 +152,7 @@ pub struct Opts {
     /// Validate the configuration and exit (same as the check-config command).
     #[arg(long)]
     pub check_config: bool,
-    /// Apps to run, comma-separated (default: every app built in).
+    /// Apps to run, comma-separated (default: every app built in, except bench).
     #[arg(long, env = "SWITCHBOARD_APPS", value_delimiter = ',')]
     pub apps: Option<Vec<String>>,
     /// Reactor threads (default: one per available core).
@@ -242,7 +243,9 @@ impl Opts {
             let mut chosen = Vec::new();
             for name in list.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
                 chosen.push(AppKind::parse(name).ok_or_else(|| {
-                    format!("unknown app {name:?} (known: pester, session, rooms, pair, signal)")
+                    format!(
+                        "unknown app {name:?} (known: pester, session, rooms, pair, signal, bench)"
+                    )
                 })?);
             }
             for kind in AppKind::ALL {

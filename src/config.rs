@@ -17,18 +17,24 @@ pub enum AppKind {
     Rooms,
     Pair,
     Signal,
+    /// The comparison peers' generic room protocol (`shared/peers/README.md`), for
+    /// like-for-like benchmarks; off unless asked for.
+    Bench,
 }
 
 impl AppKind {
-    pub const ALL: [AppKind; 5] = [
+    pub const ALL: [AppKind; 6] = [
         AppKind::Pester,
         AppKind::Session,
         AppKind::Rooms,
         AppKind::Pair,
         AppKind::Signal,
+        AppKind::Bench,
     ];
-    /// Apps that are built and started by default.
-    pub const IMPLEMENTED: [AppKind; 2] = [AppKind::Session, AppKind::Pair];
+    /// Apps that are built in this binary.
+    pub const IMPLEMENTED: [AppKind; 3] = [AppKind::Session, AppKind::Pair, AppKind::Bench];
+    /// Built apps that run only when asked for (`--apps`).
+    pub const OPT_IN: [AppKind; 1] = [AppKind::Bench];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -37,6 +43,7 @@ impl AppKind {
             AppKind::Rooms => "rooms",
             AppKind::Pair => "pair",
             AppKind::Signal => "signal",
+            AppKind::Bench => "bench",
         }
     }
 
@@ -51,6 +58,7 @@ impl AppKind {
             AppKind::Rooms => 8787,
             AppKind::Pair => 3001,
             AppKind::Signal => 8080,
+            AppKind::Bench => 29100,
         }
     }
 }
@@ -222,12 +230,13 @@ pub struct Config {
     pub rooms: AppConfig,
     pub pair: AppConfig,
     pub signal: AppConfig,
+    pub bench: AppConfig,
 }
 
 impl Default for Config {
     fn default() -> Self {
         let app = |kind: AppKind, max_message_bytes| AppConfig {
-            enabled: AppKind::IMPLEMENTED.contains(&kind),
+            enabled: AppKind::IMPLEMENTED.contains(&kind) && !AppKind::OPT_IN.contains(&kind),
             port: kind.default_port(),
             max_message_bytes,
         };
@@ -259,6 +268,7 @@ impl Default for Config {
             rooms: app(AppKind::Rooms, 1 << 20),
             pair: app(AppKind::Pair, 65_536),
             signal: app(AppKind::Signal, 1 << 20),
+            bench: app(AppKind::Bench, 1 << 20),
         }
     }
 }
@@ -271,6 +281,7 @@ impl Config {
             AppKind::Rooms => &self.rooms,
             AppKind::Pair => &self.pair,
             AppKind::Signal => &self.signal,
+            AppKind::Bench => &self.bench,
         }
     }
 
@@ -281,6 +292,7 @@ impl Config {
             AppKind::Rooms => &mut self.rooms,
             AppKind::Pair => &mut self.pair,
             AppKind::Signal => &mut self.signal,
+            AppKind::Bench => &mut self.bench,
         }
     }
 
@@ -394,6 +406,7 @@ pub struct FileConfig {
     pub rooms: Option<FileAppConfig>,
     pub pair: Option<FileAppConfig>,
     pub signal: Option<FileAppConfig>,
+    pub bench: Option<FileAppConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -507,6 +520,7 @@ impl FileConfig {
             (AppKind::Rooms, self.rooms),
             (AppKind::Pair, self.pair),
             (AppKind::Signal, self.signal),
+            (AppKind::Bench, self.bench),
         ];
         for (kind, section) in sections {
             if let Some(s) = section {

@@ -12,9 +12,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
-/// Services with counters: the five apps, then the admin port.
-pub const SERVICES: usize = 6;
-pub const ADMIN: usize = 5;
+/// Services with counters: the apps (in `AppKind::ALL` order), then the admin port.
+pub const SERVICES: usize = AppKind::ALL.len() + 1;
+pub const ADMIN: usize = AppKind::ALL.len();
 
 pub fn service_name(service: usize) -> &'static str {
     AppKind::ALL.get(service).map_or("admin", |a| a.name())

@@ -5,6 +5,7 @@
 //! [`Outbox`], in order. Every reactor runs its own instance of each app; instances talk
 //! through [`Effect::Post`], which the reactor delivers to the named reactor's inbox.
 
+pub mod bench;
 pub mod harness;
 pub mod pair;
 pub mod session;
@@ -145,6 +146,7 @@ pub trait App {
 pub enum AppMsg {
     Pair(pair::PairMsg),
     Session(session::SessionMsg),
+    Bench(bench::Never),
 }
 
 /// The answer of `app` to a request head before the upgrade.
@@ -163,6 +165,7 @@ pub fn route(
             &config.session_settings,
             session::unix_now(),
         ),
+        AppKind::Bench => bench::route(req, websocket),
         AppKind::Pester | AppKind::Rooms | AppKind::Signal => {
             Route::Respond(Response::status(crate::http::Status::NOT_FOUND))
         }

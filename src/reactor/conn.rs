@@ -14,6 +14,15 @@ use tungstenite::protocol::WebSocketContext;
 pub enum Phase {
     /// Reading the HTTP request head (bounded by the handshake deadline and header cap).
     Http { head: Vec<u8> },
+    /// Reading the body of a request the app will answer.
+    HttpBody {
+        req: Box<crate::http::Request>,
+        body: Vec<u8>,
+        need: usize,
+        owner: Option<Vec<u8>>,
+    },
+    /// The app holds the request (`Event::Http`) and answers it with `Effect::Respond`.
+    HttpApp,
     /// An open WebSocket.
     Ws(Box<WebSocketContext>),
     /// A last frame or response is queued: write it, then (when `linger`) half-close and
@@ -72,11 +81,22 @@ pub struct WsIo<'a> {
     pub out: &'a mut Outbound,
     pub bytes_in: u64,
     pub bytes_queued: usize,
+    /// Set by a short read: the socket is empty for now.
+    pub drained: &'a mut bool,
 }
 
 impl Read for WsIo<'_> {
+    /// After a read that returned less than asked, the receive queue is empty: answer
+    /// `WouldBlock` without the syscall. Edge-triggered epoll reports any data that
+    /// arrives later as a new event, so nothing is missed and each message costs one read.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if *self.drained {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         let n = self.sock.read(buf)?;
+        if n > 0 && n < buf.len() {
+            *self.drained = true;
+        }
         self.bytes_in += n as u64;
         Ok(n)
     }

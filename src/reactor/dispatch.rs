@@ -2,6 +2,7 @@
 
 use super::Reactor;
 use super::inbox::Envelope;
+use crate::apps::bench::Bench;
 use crate::apps::pair::Pair;
 use crate::apps::session::Session;
 use crate::apps::{App, AppMsg, Effect, Event, Outbox};
@@ -13,6 +14,7 @@ use crate::router::ConnId;
 pub struct AppSet {
     pair: Option<(Pair, Outbox<<Pair as App>::Msg>)>,
     session: Option<(Session, Outbox<<Session as App>::Msg>)>,
+    bench: Option<(Bench, Outbox<<Bench as App>::Msg>)>,
 }
 
 impl AppSet {
@@ -26,16 +28,36 @@ impl AppSet {
                 .session
                 .enabled
                 .then(|| (Session::new(&config.session_settings), Outbox::default())),
+            bench: config
+                .bench
+                .enabled
+                .then(|| (Bench::default(), Outbox::default())),
         }
     }
 }
 
 /// The app-independent form of an [`Event`], converted for each app's message type.
 pub enum CoreEvent<'a> {
-    Opened { conn: ConnId, req: &'a Request },
-    Text { conn: ConnId, text: &'a str },
-    Binary { conn: ConnId, data: &'a [u8] },
-    Closed { conn: ConnId },
+    Opened {
+        conn: ConnId,
+        req: &'a Request,
+    },
+    Http {
+        conn: ConnId,
+        req: &'a Request,
+        body: &'a [u8],
+    },
+    Text {
+        conn: ConnId,
+        text: &'a str,
+    },
+    Binary {
+        conn: ConnId,
+        data: &'a [u8],
+    },
+    Closed {
+        conn: ConnId,
+    },
     Tick,
     TurnEnd,
     Shutdown,
@@ -45,6 +67,7 @@ impl<'a> CoreEvent<'a> {
     fn into_event<M>(self) -> Event<'a, M> {
         match self {
             CoreEvent::Opened { conn, req } => Event::Opened { conn, req },
+            CoreEvent::Http { conn, req, body } => Event::Http { conn, req, body },
             CoreEvent::Text { conn, text } => Event::Text { conn, text },
             CoreEvent::Binary { conn, data } => Event::Binary { conn, data },
             CoreEvent::Closed { conn } => Event::Closed { conn },
@@ -76,6 +99,7 @@ impl Reactor {
         match app {
             AppKind::Pair => run_app!(self, pair, AppMsg::Pair, event.into_event()),
             AppKind::Session => run_app!(self, session, AppMsg::Session, event.into_event()),
+            AppKind::Bench => run_app!(self, bench, AppMsg::Bench, event.into_event()),
             AppKind::Pester | AppKind::Rooms | AppKind::Signal => {}
         }
     }
@@ -84,6 +108,7 @@ impl Reactor {
         match msg {
             AppMsg::Pair(m) => run_app!(self, pair, AppMsg::Pair, Event::Remote(m)),
             AppMsg::Session(m) => match m {},
+            AppMsg::Bench(never) => match never {},
         }
     }
 

@@ -33,6 +33,8 @@ impl Reactor {
         }
         match c.phase {
             Phase::Http { .. } => self.read_http(key),
+            Phase::HttpBody { .. } => self.read_body(key),
+            Phase::HttpApp => self.watch_http_app(key),
             Phase::Ws(_) => self.read_ws(key),
             Phase::Closing { .. } => self.discard_input(key),
             Phase::Dead => {}
@@ -40,6 +42,7 @@ impl Reactor {
     }
 
     fn read_ws(&mut self, key: usize) {
+        let mut drained = false;
         for _ in 0..READ_BUDGET {
             let Some(c) = self.conns.get_mut(key) else {
                 return;
@@ -50,6 +53,7 @@ impl Reactor {
                 out: &mut c.out,
                 bytes_in: 0,
                 bytes_queued: 0,
+                drained: &mut drained,
             };
             let result = match ctx.read(&mut io) {
                 Ok(Message::Text(t)) => Read1::Text(t),
@@ -302,7 +306,7 @@ impl Reactor {
         self.owe_closed(key);
     }
 
-    fn owe_closed(&mut self, key: usize) {
+    pub(super) fn owe_closed(&mut self, key: usize) {
         if let Some(c) = self.conns.get_mut(key)
             && c.opened
         {

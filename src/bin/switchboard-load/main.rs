@@ -1,0 +1,499 @@
+//! switchboard-load: a single-threaded mio load generator for switchboard and the
+//! comparison peers (`shared/peers/`), reporting the server's CPU per delivered message.
+//!
+//! Every figure is measured over a window after a warm-up; server CPU comes from
+//! `/proc/PID/task/*/schedstat` (ns), so pass `--server-pid`. Run it on another core than
+//! the server (`taskset -c 1`). Output ends with one `RESULT key=value …` line.
+
+mod pool;
+mod stats;
+mod wire;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use pool::{Kind, Pool, Proto};
+use stats::{Histogram, Window};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(
+    name = "switchboard-load",
+    about = "Load generator for switchboard and its peers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// R rooms of N subscribers and P publishers, each with at most W messages in flight.
+    Fanout(FanoutArgs),
+    /// K pairs echoing messages with W in flight (1: ping-pong).
+    Relay(RelayArgs),
+    /// C connections opened with bounded concurrency, then held idle.
+    Conns(ConnsArgs),
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Server address, e.g. 127.0.0.1:29100.
+    #[arg(long)]
+    addr: String,
+    /// PID of the server, for its CPU time and RSS.
+    #[arg(long)]
+    server_pid: u32,
+    #[arg(long, value_enum, default_value = "raw")]
+    proto: ProtoArg,
+    /// Seconds before the measured window.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 3.0)]
+    duration: f64,
+    /// Connections being opened at once.
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ProtoArg {
+    Raw,
+    Sio,
+}
+
+#[derive(Args)]
+struct FanoutArgs {
+    #[command(flatten)]
+    common: Common,
+    #[arg(long, default_value_t = 1)]
+    rooms: usize,
+    #[arg(long, default_value_t = 100)]
+    subs: usize,
+    #[arg(long, default_value_t = 1)]
+    pubs: usize,
+    #[arg(long, default_value_t = 1)]
+    window: usize,
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum Target {
+    /// The generic room protocol: each pair is a room of two.
+    Room,
+    /// switchboard's pair app: clients paired in arrival order.
+    Pair,
+    /// switchboard's signal app: `/connection/A/B/K` piped to `/connection/B/A/K`.
+    Signal,
+}
+
+#[derive(Args)]
+struct RelayArgs {
+    #[command(flatten)]
+    common: Common,
+    #[arg(long, value_enum, default_value = "room")]
+    target: Target,
+    #[arg(long, default_value_t = 50)]
+    pairs: usize,
+    #[arg(long, default_value_t = 1)]
+    window: usize,
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+}
+
+#[derive(Args)]
+struct ConnsArgs {
+    #[command(flatten)]
+    common: Common,
+    #[arg(long, default_value_t = 10_000)]
+    count: usize,
+    /// Request path of each connection.
+    #[arg(long, default_value = "/?room=idle")]
+    path: String,
+}
+
+fn addr_of(s: &str) -> SocketAddr {
+    s.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .unwrap_or_else(|| die(&format!("bad --addr {s}")))
+}
+
+fn die(msg: &str) -> ! {
+    eprintln!("switchboard-load: {msg}");
+    std::process::exit(2)
+}
+
+fn path_for(proto: Proto, room: &str) -> String {
+    match proto {
+        Proto::Raw => format!("/?room={room}"),
+        Proto::Sio => format!("/socket.io/?EIO=4&transport=websocket&room={room}"),
+    }
+}
+
+/// Opens `paths` with at most `concurrency` handshakes in flight; returns the keys.
+fn open_all(pool: &mut Pool, paths: &[String], concurrency: usize) -> Vec<usize> {
+    let mut keys = Vec::with_capacity(paths.len());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut next = 0;
+    while pool.open + pool.failed < paths.len() {
+        while next < paths.len() && next - (pool.open + pool.failed) < concurrency {
+            keys.push(
+                pool.connect(&paths[next])
+                    .unwrap_or_else(|e| die(&format!("connect: {e}"))),
+            );
+            next += 1;
+        }
+        pool.turn(Duration::from_millis(50))
+            .unwrap_or_else(|e| die(&e.to_string()));
+        pool.flush();
+        if Instant::now() > deadline {
+            die("connections did not open within 120 s");
+        }
+    }
+    if pool.failed > 0 {
+        die(&format!("{} connections failed", pool.failed));
+    }
+    keys
+}
+
+fn now_us(start: Instant) -> u64 {
+    start.elapsed().as_micros() as u64
+}
+
+fn report(fields: &[(&str, String)]) {
+    let line: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    println!("RESULT {}", line.join(" "));
+}
+
+fn fanout(a: FanoutArgs) {
+    let c = &a.common;
+    let proto = proto_of(c.proto);
+    let mut pool = Pool::new(addr_of(&c.addr), proto).unwrap_or_else(|e| die(&e.to_string()));
+    let members = a.subs + a.pubs;
+    let mut paths = Vec::new();
+    for r in 0..a.rooms {
+        for _ in 0..members {
+            paths.push(path_for(proto, &format!("fanout-{r}")));
+        }
+    }
+    let keys = open_all(&mut pool, &paths, c.concurrency);
+    // Give the server a moment to finish joins (Socket.IO joins after the connect ack).
+    settle(&mut pool, 200);
+    let publishers: Vec<usize> = (0..a.rooms)
+        .flat_map(|r| (0..a.pubs).map(move |p| r * members + a.subs + p))
+        .map(|i| keys[i])
+        .collect();
+    let receivers = (members - 1) as u32;
+    let window = a.window.max(1);
+    let mut ring = vec![vec![0u32; window]; publishers.len()];
+    let mut next_seq = vec![0u32; publishers.len()];
+    let start = Instant::now();
+    let mut payload = Vec::with_capacity(a.size + 32);
+    let mut send = |pool: &mut Pool, p: usize, next_seq: &mut [u32], ring: &mut [Vec<u32>]| {
+        let seq = next_seq[p];
+        next_seq[p] += 1;
+        ring[p][seq as usize % window] = receivers;
+        payload.clear();
+        wire::stamp(&mut payload, p as u32, seq, now_us(start), a.size);
+        pool.send(publishers[p], &payload);
+    };
+    for p in 0..publishers.len() {
+        for _ in 0..window {
+            send(&mut pool, p, &mut next_seq, &mut ring);
+        }
+    }
+    pool.flush();
+    let mut hist = Histogram::default();
+    let mut delivered = 0u64;
+    let (mut window_m, mut measuring) = (None, false);
+    let warm_end = start + Duration::from_secs_f64(c.warmup);
+    let end = warm_end + Duration::from_secs_f64(c.duration);
+    let mut last_progress = Instant::now();
+    loop {
+        let now = Instant::now();
+        if !measuring && now >= warm_end {
+            measuring = true;
+            window_m = Some(Window::start(c.server_pid));
+        }
+        if now >= end {
+            break;
+        }
+        if now - last_progress > Duration::from_secs(5) {
+            die("no message delivered for 5 s (lost messages or a stalled server)");
+        }
+        pool.turn(Duration::from_millis(10))
+            .unwrap_or_else(|e| die(&e.to_string()));
+        let t = now_us(start);
+        let inbox = std::mem::take(&mut pool.inbox);
+        for ev in &inbox {
+            match &ev.kind {
+                Kind::Message(r) => {
+                    let Some((p, seq, sent)) = wire::read_stamp(&pool.arena[r.clone()]) else {
+                        continue;
+                    };
+                    last_progress = now;
+                    if measuring {
+                        delivered += 1;
+                        hist.record(t.saturating_sub(sent));
+                    }
+                    let p = p as usize;
+                    let Some(slot) = ring.get_mut(p).map(|r| &mut r[seq as usize % window]) else {
+                        continue;
+                    };
+                    *slot = slot.saturating_sub(1);
+                    if *slot == 0 {
+                        send(&mut pool, p, &mut next_seq, &mut ring);
+                    }
+                }
+                Kind::Closed => die("a connection closed during the run"),
+                Kind::Opened => {}
+            }
+        }
+        pool.inbox = inbox;
+        pool.flush();
+    }
+    let m = window_m
+        .expect("the window started before the end")
+        .finish();
+    let rate = delivered as f64 / m.secs;
+    report(&[
+        ("scenario", "fanout".into()),
+        ("rooms", a.rooms.to_string()),
+        ("subs", a.subs.to_string()),
+        ("pubs", a.pubs.to_string()),
+        ("window", window.to_string()),
+        ("size", a.size.to_string()),
+        ("delivered", delivered.to_string()),
+        ("msgs_per_s", format!("{rate:.0}")),
+        (
+            "server_us_per_msg",
+            format!("{:.3}", m.server_cpu_us / delivered.max(1) as f64),
+        ),
+        (
+            "load_us_per_msg",
+            format!("{:.3}", m.own_cpu_us / delivered.max(1) as f64),
+        ),
+        (
+            "server_cpu_pct",
+            format!("{:.1}", 100.0 * m.server_cpu_us / (m.secs * 1e6)),
+        ),
+        (
+            "load_cpu_pct",
+            format!("{:.1}", 100.0 * m.own_cpu_us / (m.secs * 1e6)),
+        ),
+        ("p50_us", hist.quantile(0.5).to_string()),
+        ("p99_us", hist.quantile(0.99).to_string()),
+        ("max_us", hist.max().to_string()),
+    ]);
+    pool.close_all();
+}
+
+/// Runs the loop for `ms` without sending anything of ours.
+fn settle(pool: &mut Pool, ms: u64) {
+    let end = Instant::now() + Duration::from_millis(ms);
+    while Instant::now() < end {
+        let _ = pool.turn(Duration::from_millis(10));
+        pool.flush();
+    }
+}
+
+fn proto_of(p: ProtoArg) -> Proto {
+    match p {
+        ProtoArg::Raw => Proto::Raw,
+        ProtoArg::Sio => Proto::Sio,
+    }
+}
+
+/// Opens the relay pairs; returns (initiator, echoer) keys.
+fn open_pairs(pool: &mut Pool, a: &RelayArgs, proto: Proto) -> Vec<(usize, usize)> {
+    match a.target {
+        Target::Room | Target::Signal => {
+            let mut paths = Vec::new();
+            for i in 0..a.pairs {
+                if a.target == Target::Room {
+                    paths.push(path_for(proto, &format!("relay-{i}")));
+                    paths.push(path_for(proto, &format!("relay-{i}")));
+                } else {
+                    paths.push(format!("/connection/a{i}/b{i}/k{i}"));
+                    paths.push(format!("/connection/b{i}/a{i}/k{i}"));
+                }
+            }
+            let keys = open_all(pool, &paths, a.common.concurrency);
+            settle(pool, 200);
+            keys.chunks(2).map(|k| (k[0], k[1])).collect()
+        }
+        Target::Pair => {
+            // Pairing is by arrival order: open one at a time, each after its greeting.
+            let mut keys = Vec::new();
+            for _ in 0..a.pairs * 2 {
+                let k = pool.connect("/").unwrap_or_else(|e| die(&e.to_string()));
+                keys.push(k);
+                let deadline = Instant::now() + Duration::from_secs(10);
+                let mut greeted = false;
+                while !greeted {
+                    let _ = pool.turn(Duration::from_millis(10));
+                    greeted = pool
+                        .inbox
+                        .iter()
+                        .any(|e| e.key == k && matches!(e.kind, Kind::Message(_)));
+                    pool.flush();
+                    if Instant::now() > deadline {
+                        die("pair greeting did not arrive");
+                    }
+                }
+            }
+            settle(pool, 100);
+            keys.chunks(2).map(|k| (k[0], k[1])).collect()
+        }
+    }
+}
+
+fn relay(a: RelayArgs) {
+    let c = a.common.clone();
+    let proto = proto_of(c.proto);
+    let mut pool = Pool::new(addr_of(&c.addr), proto).unwrap_or_else(|e| die(&e.to_string()));
+    let pairs = open_pairs(&mut pool, &a, proto);
+    let mut role = std::collections::HashMap::new();
+    for (i, &(init, echo)) in pairs.iter().enumerate() {
+        role.insert(init, (i, true));
+        role.insert(echo, (i, false));
+    }
+    let start = Instant::now();
+    let mut payload = Vec::new();
+    let mut seq = 0u32;
+    for (i, &(init, _)) in pairs.iter().enumerate() {
+        for _ in 0..a.window.max(1) {
+            payload.clear();
+            wire::stamp(&mut payload, i as u32, seq, now_us(start), a.size);
+            seq += 1;
+            pool.send(init, &payload);
+        }
+    }
+    pool.flush();
+    let mut hist = Histogram::default();
+    let mut relayed = 0u64;
+    let (mut window_m, mut measuring) = (None, false);
+    let warm_end = start + Duration::from_secs_f64(c.warmup);
+    let end = warm_end + Duration::from_secs_f64(c.duration);
+    let mut last_progress = Instant::now();
+    loop {
+        let now = Instant::now();
+        if !measuring && now >= warm_end {
+            measuring = true;
+            window_m = Some(Window::start(c.server_pid));
+        }
+        if now >= end {
+            break;
+        }
+        if now - last_progress > Duration::from_secs(5) {
+            die("no message relayed for 5 s");
+        }
+        pool.turn(Duration::from_millis(10))
+            .unwrap_or_else(|e| die(&e.to_string()));
+        let t = now_us(start);
+        let inbox = std::mem::take(&mut pool.inbox);
+        for ev in &inbox {
+            let Kind::Message(r) = &ev.kind else {
+                if matches!(ev.kind, Kind::Closed) {
+                    die("a connection closed during the run");
+                }
+                continue;
+            };
+            let Some(&(i, initiator)) = role.get(&ev.key) else {
+                continue;
+            };
+            last_progress = now;
+            if measuring {
+                relayed += 1;
+            }
+            let body = pool.arena[r.clone()].to_vec();
+            if initiator {
+                if let Some((_, _, sent)) = wire::read_stamp(&body)
+                    && measuring
+                {
+                    hist.record(t.saturating_sub(sent));
+                }
+                payload.clear();
+                wire::stamp(&mut payload, i as u32, seq, t, a.size);
+                seq = seq.wrapping_add(1);
+                pool.send(pairs[i].0, &payload);
+            } else {
+                pool.send(pairs[i].1, &body);
+            }
+        }
+        pool.inbox = inbox;
+        pool.flush();
+    }
+    let m = window_m
+        .expect("the window started before the end")
+        .finish();
+    report(&[
+        ("scenario", "relay".into()),
+        ("pairs", a.pairs.to_string()),
+        ("window", a.window.to_string()),
+        ("size", a.size.to_string()),
+        ("relayed", relayed.to_string()),
+        ("msgs_per_s", format!("{:.0}", relayed as f64 / m.secs)),
+        (
+            "mb_per_s",
+            format!("{:.1}", relayed as f64 * a.size as f64 / m.secs / 1e6),
+        ),
+        (
+            "server_us_per_msg",
+            format!("{:.3}", m.server_cpu_us / relayed.max(1) as f64),
+        ),
+        (
+            "load_us_per_msg",
+            format!("{:.3}", m.own_cpu_us / relayed.max(1) as f64),
+        ),
+        ("rtt_p50_us", hist.quantile(0.5).to_string()),
+        ("rtt_p99_us", hist.quantile(0.99).to_string()),
+        ("rtt_max_us", hist.max().to_string()),
+    ]);
+    pool.close_all();
+}
+
+fn conns(a: ConnsArgs) {
+    let c = &a.common;
+    let proto = proto_of(c.proto);
+    let mut pool = Pool::new(addr_of(&c.addr), proto).unwrap_or_else(|e| die(&e.to_string()));
+    let before = stats::rss_kib(c.server_pid);
+    let paths = vec![a.path.clone(); a.count];
+    let w = Window::start(c.server_pid);
+    open_all(&mut pool, &paths, c.concurrency);
+    let m = w.finish();
+    settle(&mut pool, 1000);
+    let after = stats::rss_kib(c.server_pid);
+    report(&[
+        ("scenario", "conns".into()),
+        ("count", a.count.to_string()),
+        (
+            "handshakes_per_s",
+            format!("{:.0}", a.count as f64 / m.secs),
+        ),
+        (
+            "server_us_per_handshake",
+            format!("{:.1}", m.server_cpu_us / a.count as f64),
+        ),
+        ("rss_before_kib", before.to_string()),
+        ("rss_after_kib", after.to_string()),
+        (
+            "rss_per_conn_bytes",
+            format!(
+                "{:.0}",
+                (after.saturating_sub(before) as f64 * 1024.0) / a.count as f64
+            ),
+        ),
+    ]);
+    pool.close_all();
+}
+
+fn main() {
+    match Cli::parse().scenario {
+        Scenario::Fanout(a) => fanout(a),
+        Scenario::Relay(a) => relay(a),
+        Scenario::Conns(a) => conns(a),
+    }
+}

@@ -1,0 +1,339 @@
+//! A pool of client WebSockets on one mio loop: connect, upgrade, send pre-masked frames,
+//! parse server frames, answer Pings (and Engine.IO pings), flush once per turn.
+
+use crate::wire::{parse_frame, put_frame, upgrade_request};
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::time::Duration;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Proto {
+    /// Plain WebSocket frames carry the payload.
+    Raw,
+    /// Engine.IO 4 / Socket.IO framing: `42["message","<payload>"]`.
+    Sio,
+}
+
+#[derive(PartialEq, Eq, Debug)]
+enum State {
+    Connecting,
+    Upgrading,
+    /// Socket.IO: waiting for the open packet (then we send `40`) and the connect ack.
+    SioJoining,
+    Open,
+    Closed,
+}
+
+struct Conn {
+    sock: TcpStream,
+    state: State,
+    path: String,
+    rbuf: Vec<u8>,
+    wbuf: Vec<u8>,
+    wpos: usize,
+    dirty: bool,
+}
+
+pub enum Kind {
+    Opened,
+    Message(Range<usize>),
+    Closed,
+}
+
+pub struct Ev {
+    pub key: usize,
+    pub kind: Kind,
+}
+
+pub struct Pool {
+    poll: Poll,
+    events: Events,
+    conns: Slab<Conn>,
+    addr: SocketAddr,
+    host: String,
+    proto: Proto,
+    scratch: Vec<u8>,
+    dirty: Vec<usize>,
+    /// Payload bytes of this turn's messages (`Kind::Message` ranges point here).
+    pub arena: Vec<u8>,
+    pub inbox: Vec<Ev>,
+    pub open: usize,
+    pub failed: usize,
+}
+
+impl Pool {
+    pub fn new(addr: SocketAddr, proto: Proto) -> io::Result<Pool> {
+        Ok(Pool {
+            poll: Poll::new()?,
+            events: Events::with_capacity(4096),
+            conns: Slab::new(),
+            addr,
+            host: addr.to_string(),
+            proto,
+            scratch: vec![0; 256 * 1024],
+            dirty: Vec::new(),
+            arena: Vec::new(),
+            inbox: Vec::new(),
+            open: 0,
+            failed: 0,
+        })
+    }
+
+    pub fn connect(&mut self, path: &str) -> io::Result<usize> {
+        let mut sock = TcpStream::connect(self.addr)?;
+        let key = self.conns.vacant_key();
+        self.poll.registry().register(
+            &mut sock,
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        self.conns.insert(Conn {
+            sock,
+            state: State::Connecting,
+            path: path.to_string(),
+            rbuf: Vec::with_capacity(4096),
+            wbuf: Vec::new(),
+            wpos: 0,
+            dirty: false,
+        });
+        Ok(key)
+    }
+
+    /// Queues one message; it leaves at the next flush.
+    pub fn send(&mut self, key: usize, payload: &[u8]) {
+        let proto = self.proto;
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if c.state != State::Open {
+            return;
+        }
+        match proto {
+            Proto::Raw => put_frame(&mut c.wbuf, 0x1, payload),
+            Proto::Sio => {
+                let mut p = Vec::with_capacity(payload.len() + 16);
+                p.extend_from_slice(b"42[\"message\",\"");
+                p.extend_from_slice(payload);
+                p.extend_from_slice(b"\"]");
+                put_frame(&mut c.wbuf, 0x1, &p);
+            }
+        }
+        if !c.dirty {
+            c.dirty = true;
+            self.dirty.push(key);
+        }
+    }
+
+    pub fn close_all(&mut self) {
+        self.conns.clear();
+        self.open = 0;
+    }
+
+    /// One loop turn: poll, read everything, parse into `inbox`. Call `flush` after
+    /// handling the inbox.
+    pub fn turn(&mut self, timeout: Duration) -> io::Result<()> {
+        self.inbox.clear();
+        self.arena.clear();
+        if let Err(e) = self.poll.poll(&mut self.events, Some(timeout))
+            && e.kind() != io::ErrorKind::Interrupted
+        {
+            return Err(e);
+        }
+        let ready: Vec<(usize, bool, bool)> = self
+            .events
+            .iter()
+            .map(|e| {
+                (
+                    e.token().0,
+                    e.is_readable() || e.is_read_closed(),
+                    e.is_writable(),
+                )
+            })
+            .collect();
+        for (key, readable, writable) in ready {
+            if writable {
+                self.on_writable(key);
+            }
+            if readable {
+                self.on_readable(key);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_writable(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if c.state == State::Connecting {
+            if c.sock.peer_addr().is_err() {
+                return self.fail(key);
+            }
+            let _ = c.sock.set_nodelay(true);
+            c.state = State::Upgrading;
+            let req = upgrade_request(&self.host, &c.path);
+            c.wbuf.extend_from_slice(&req);
+        }
+        self.write(key);
+    }
+
+    fn fail(&mut self, key: usize) {
+        if let Some(c) = self.conns.get_mut(key) {
+            if c.state == State::Open {
+                self.open -= 1;
+            } else if c.state != State::Closed {
+                self.failed += 1;
+            }
+            c.state = State::Closed;
+            self.inbox.push(Ev {
+                key,
+                kind: Kind::Closed,
+            });
+        }
+    }
+
+    fn on_readable(&mut self, key: usize) {
+        loop {
+            let Some(c) = self.conns.get_mut(key) else {
+                return;
+            };
+            if c.state == State::Closed {
+                return;
+            }
+            match c.sock.read(&mut self.scratch) {
+                Ok(0) => return self.fail(key),
+                Ok(n) => c.rbuf.extend_from_slice(&self.scratch[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return self.fail(key),
+            }
+        }
+        self.parse(key);
+    }
+
+    fn parse(&mut self, key: usize) {
+        let proto = self.proto;
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let mut pos = 0;
+        if c.state == State::Upgrading {
+            let Some(end) = c.rbuf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                return;
+            };
+            if !c.rbuf.starts_with(b"HTTP/1.1 101") {
+                return self.fail(key);
+            }
+            pos = end + 4;
+            if proto == Proto::Sio {
+                c.state = State::SioJoining;
+            } else {
+                c.state = State::Open;
+                self.open += 1;
+                self.inbox.push(Ev {
+                    key,
+                    kind: Kind::Opened,
+                });
+            }
+        }
+        let mut wrote = false;
+        while let Some((op, range, len)) = parse_frame(&c.rbuf[pos..]) {
+            let payload = &c.rbuf[pos + range.start..pos + range.end];
+            match op {
+                0x9 => {
+                    let p = payload.to_vec();
+                    put_frame(&mut c.wbuf, 0xA, &p);
+                    wrote = true;
+                }
+                0x8 => {
+                    c.state = State::Closed;
+                    self.open -= 1;
+                    self.inbox.push(Ev {
+                        key,
+                        kind: Kind::Closed,
+                    });
+                    return;
+                }
+                0x1 | 0x2 => match proto {
+                    Proto::Raw => {
+                        let start = self.arena.len();
+                        self.arena.extend_from_slice(payload);
+                        self.inbox.push(Ev {
+                            key,
+                            kind: Kind::Message(start..self.arena.len()),
+                        });
+                    }
+                    Proto::Sio => {
+                        if payload == b"2" {
+                            put_frame(&mut c.wbuf, 0x1, b"3");
+                            wrote = true;
+                        } else if payload.starts_with(b"0{") && c.state == State::SioJoining {
+                            put_frame(&mut c.wbuf, 0x1, b"40");
+                            wrote = true;
+                        } else if payload.starts_with(b"40") && c.state == State::SioJoining {
+                            c.state = State::Open;
+                            self.open += 1;
+                            self.inbox.push(Ev {
+                                key,
+                                kind: Kind::Opened,
+                            });
+                        } else if let Some(inner) = payload
+                            .strip_prefix(b"42[\"message\",\"")
+                            .and_then(|p| p.strip_suffix(b"\"]"))
+                        {
+                            let start = self.arena.len();
+                            self.arena.extend_from_slice(inner);
+                            self.inbox.push(Ev {
+                                key,
+                                kind: Kind::Message(start..self.arena.len()),
+                            });
+                        }
+                    }
+                },
+                _ => {}
+            }
+            pos += len;
+        }
+        c.rbuf.drain(..pos);
+        if wrote && !c.dirty {
+            c.dirty = true;
+            self.dirty.push(key);
+        }
+    }
+
+    fn write(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        while c.wpos < c.wbuf.len() {
+            match c.sock.write(&c.wbuf[c.wpos..]) {
+                Ok(0) => return self.fail(key),
+                Ok(n) => c.wpos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return self.fail(key),
+            }
+        }
+        c.wbuf.clear();
+        c.wpos = 0;
+    }
+
+    /// Writes every connection with queued frames, once.
+    pub fn flush(&mut self) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for &key in &dirty {
+            if let Some(c) = self.conns.get_mut(key) {
+                c.dirty = false;
+                if c.state != State::Connecting {
+                    self.write(key);
+                }
+            }
+        }
+        self.dirty = dirty;
+        self.dirty.clear();
+    }
+}
