@@ -2,7 +2,7 @@
 //! [`Config`]: defaults, then the `--config` TOML file, then the originals' `PORT`, then
 //! environment variables, then flags.
 
-use crate::config::{AppKind, Config, FileConfig, LogFormat};
+use crate::config::{AppKind, Config, FileConfig, LogFormat, Secret, SessionSettings};
 use clap::{Args, Parser, Subcommand};
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -24,6 +24,91 @@ pub struct Cli {
 pub enum Command {
     /// Validate the configuration, print it, and exit.
     CheckConfig,
+    /// Print a development token for the session app, signed with the configured secret.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The `userId` claim.
+    #[arg(long)]
+    pub user: String,
+    /// The `roomId` claim.
+    #[arg(long)]
+    pub room: String,
+    /// The `host` claim: the Host the client will connect to [default: localhost:<session port>].
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Seconds until `exp`; 0 leaves `exp` out.
+    #[arg(long, default_value_t = 86_400)]
+    pub ttl: u64,
+}
+
+/// The session app's settings (session.md, Limits).
+#[derive(Debug, Args)]
+pub struct SessionFlags {
+    /// HMAC key of session tokens (prefer the environment variable).
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Accepted JWT algorithms, comma-separated (HS256, HS384, HS512) [default: HS256].
+    #[arg(
+        long,
+        env = "SWITCHBOARD_SESSION_JWT_ALGORITHMS",
+        value_delimiter = ','
+    )]
+    pub session_jwt_algorithms: Option<Vec<String>>,
+    /// Leeway for exp and nbf, seconds [default: 0].
+    #[arg(long, env = "SWITCHBOARD_SESSION_JWT_LEEWAY_SECS")]
+    pub session_jwt_leeway_secs: Option<u64>,
+    /// Require the host claim to equal the Host header [default: true].
+    #[arg(long, env = "SWITCHBOARD_SESSION_CHECK_HOST")]
+    pub session_check_host: Option<bool>,
+    /// Longest token; 401 over it [default: 8192].
+    #[arg(long, env = "SWITCHBOARD_SESSION_MAX_TOKEN_BYTES")]
+    pub session_max_token_bytes: Option<usize>,
+    /// Messages kept per room [default: 100].
+    #[arg(long, env = "SWITCHBOARD_SESSION_HISTORY_SIZE")]
+    pub session_history_size: Option<usize>,
+    /// Members per room; close 1008 over it [default: 100].
+    #[arg(long, env = "SWITCHBOARD_SESSION_MAX_USERS_PER_ROOM")]
+    pub session_max_users_per_room: Option<usize>,
+    /// Longest message in UTF-16 units; longer ones are dropped [default: 1000].
+    #[arg(long, env = "SWITCHBOARD_SESSION_MAX_MESSAGE_UNITS")]
+    pub session_max_message_units: Option<usize>,
+    /// One snapshot per room per reactor turn [default: true].
+    #[arg(long, env = "SWITCHBOARD_SESSION_COALESCE_SNAPSHOTS")]
+    pub session_coalesce_snapshots: Option<bool>,
+    /// Seconds an empty room keeps its history [default: 3600].
+    #[arg(long, env = "SWITCHBOARD_SESSION_EMPTY_ROOM_TTL_SECS")]
+    pub session_empty_room_ttl_secs: Option<u64>,
+    /// Rooms per reactor [default: 100000].
+    #[arg(long, env = "SWITCHBOARD_SESSION_MAX_ROOMS")]
+    pub session_max_rooms: Option<usize>,
+}
+
+impl SessionFlags {
+    fn apply(&self, s: &mut SessionSettings) {
+        macro_rules! set {
+            ($($flag:ident => $field:ident),*) => {
+                $( if let Some(v) = self.$flag.clone() { s.$field = v; } )*
+            };
+        }
+        set!(
+            session_jwt_algorithms => jwt_algorithms,
+            session_jwt_leeway_secs => jwt_leeway_secs,
+            session_check_host => check_host,
+            session_max_token_bytes => max_token_bytes,
+            session_history_size => history_size,
+            session_max_users_per_room => max_users_per_room,
+            session_max_message_units => max_message_units,
+            session_coalesce_snapshots => coalesce_snapshots,
+            session_empty_room_ttl_secs => empty_room_ttl_secs,
+            session_max_rooms => max_rooms
+        );
+        if let Some(k) = &self.jwt_secret {
+            s.jwt_secret = Some(Secret::from(k.clone())).filter(|k| !k.bytes().is_empty());
+        }
+    }
 }
 
 macro_rules! app_flags {
@@ -133,6 +218,8 @@ pub struct Opts {
     pub app: AppFlags,
     #[command(flatten)]
     pub signal: SignalFlags,
+    #[command(flatten)]
+    pub session: SessionFlags,
     /// Connections per process; HTTP 503 over it [default: 100000].
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
@@ -189,7 +276,15 @@ pub struct Opts {
 impl Opts {
     /// Resolves the configuration. `port_env` is the originals' `PORT` variable.
     pub fn resolve(&self, port_env: Option<&str>) -> Result<Config, String> {
+        self.resolve_noted(port_env).map(|(cfg, _)| cfg)
+    }
+
+    /// Resolves the configuration, with the warnings to log at startup: the session app
+    /// left out for want of a secret (unless `--apps` asked for it: then an error), or a
+    /// secret shorter than RFC 7518 wants.
+    pub fn resolve_noted(&self, port_env: Option<&str>) -> Result<(Config, Vec<String>), String> {
         let mut cfg = Config::default();
+        let mut notes = Vec::new();
         if let Some(path) = &self.config {
             FileConfig::load(path)?.apply(&mut cfg);
         }
@@ -204,6 +299,34 @@ impl Opts {
             }
             for kind in AppKind::ALL {
                 cfg.app_mut(kind).enabled = chosen.contains(&kind);
+            }
+        }
+        self.session.apply(&mut cfg.session_settings);
+        if cfg.session.enabled {
+            match cfg
+                .session_settings
+                .jwt_secret
+                .as_ref()
+                .map(|k| k.bytes().len())
+            {
+                None if self.apps.is_some() => {
+                    return Err("the session app needs a secret: set JWT_SECRET (or \
+                        session.jwt_secret in the config file), or leave session out of --apps"
+                        .into());
+                }
+                None => {
+                    cfg.session.enabled = false;
+                    notes.push(
+                        "session app not started: JWT_SECRET is not set (nor \
+                        session.jwt_secret); the other apps run"
+                            .to_string(),
+                    );
+                }
+                Some(n) if n < 32 => notes.push(format!(
+                    "JWT_SECRET is {n} bytes long; RFC 7518 section 3.2 requires at least 32 \
+                     bytes for HS256; the session app starts anyway"
+                )),
+                Some(_) => {}
             }
         }
         if let Some(port) = port_env.filter(|p| !p.is_empty()) {
@@ -251,7 +374,7 @@ impl Opts {
         self.app.apply(&mut cfg);
         self.signal.apply(&mut cfg);
         cfg.validate()?;
-        Ok(cfg)
+        Ok((cfg, notes))
     }
 }
 
@@ -307,6 +430,50 @@ mod tests {
         .unwrap();
         assert_eq!(c.signal_limits.hold_timeout_secs, 5);
         assert_eq!(c.signal_limits.max_pipe_message_bytes, 1000);
+    }
+
+    #[test]
+    fn ses_25_session_needs_a_secret_unless_left_out() {
+        let (c, notes) = opts(&[]).resolve_noted(None).unwrap();
+        assert!(!c.session.enabled && c.pair.enabled);
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].contains("JWT_SECRET"), "{notes:?}");
+        let err = opts(&["--apps", "session"]).resolve(None).unwrap_err();
+        assert!(err.contains("JWT_SECRET"), "{err}");
+        let (c, notes) = opts(&["--jwt-secret", "0123456789abcdef"])
+            .resolve_noted(None)
+            .unwrap();
+        assert!(c.session.enabled);
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].contains("16 bytes") && notes[0].contains("RFC 7518"));
+        let (_, notes) = opts(&["--jwt-secret", &"k".repeat(32), "--apps", "session"])
+            .resolve_noted(None)
+            .unwrap();
+        assert!(notes.is_empty());
+        let c = opts(&[
+            "--apps",
+            "session",
+            "--jwt-secret",
+            &"k".repeat(32),
+            "--session-check-host",
+            "false",
+            "--session-jwt-algorithms",
+            "HS256,HS512",
+        ])
+        .resolve(Some("8001"))
+        .unwrap();
+        assert_eq!(c.session.port, 8001, "PORT when session runs alone");
+        assert!(!c.session_settings.check_host);
+        assert_eq!(c.session_settings.jwt_algorithms, ["HS256", "HS512"]);
+        let err = opts(&[
+            "--jwt-secret",
+            &"k".repeat(32),
+            "--session-jwt-algorithms",
+            "none",
+        ])
+        .resolve(None)
+        .unwrap_err();
+        assert!(err.contains("\"none\""), "{err}");
     }
 
     #[test]

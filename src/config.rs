@@ -32,7 +32,12 @@ impl AppKind {
         AppKind::Bench,
     ];
     /// Apps that are built in this binary.
-    pub const IMPLEMENTED: [AppKind; 3] = [AppKind::Pair, AppKind::Signal, AppKind::Bench];
+    pub const IMPLEMENTED: [AppKind; 4] = [
+        AppKind::Session,
+        AppKind::Pair,
+        AppKind::Signal,
+        AppKind::Bench,
+    ];
     /// Built apps that run only when asked for (`--apps`).
     pub const OPT_IN: [AppKind; 1] = [AppKind::Bench];
 
@@ -113,6 +118,107 @@ impl Default for SignalConfig {
     }
 }
 
+/// A secret key. Its `Debug` form never shows the bytes, so configuration dumps and logs
+/// cannot leak it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "String")]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Secret {
+        Secret(s.into_bytes())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<redacted, {} bytes>", self.0.len())
+    }
+}
+
+/// The session app's own settings (`session.md`, Limits); keys `session.<field>`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionSettings {
+    /// HMAC key (`JWT_SECRET`); unset or empty: the session app cannot start.
+    pub jwt_secret: Option<Secret>,
+    /// `alg` values accepted, byte for byte; only `HS256`, `HS384`, `HS512` are allowed.
+    pub jwt_algorithms: Vec<String>,
+    pub jwt_leeway_secs: u64,
+    /// The `host` claim must equal the `Host` header.
+    pub check_host: bool,
+    pub max_token_bytes: usize,
+    /// Messages kept per room (rolling window).
+    pub history_size: usize,
+    pub max_users_per_room: usize,
+    /// Longest chat message in UTF-16 code units; longer ones are dropped silently.
+    pub max_message_units: usize,
+    /// One snapshot per room per reactor turn instead of one per change.
+    pub coalesce_snapshots: bool,
+    pub empty_room_ttl_secs: u64,
+    pub max_rooms: usize,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings {
+            jwt_secret: None,
+            jwt_algorithms: vec!["HS256".into()],
+            jwt_leeway_secs: 0,
+            check_host: true,
+            max_token_bytes: 8192,
+            history_size: 100,
+            max_users_per_room: 100,
+            max_message_units: 1000,
+            coalesce_snapshots: true,
+            empty_room_ttl_secs: 3600,
+            max_rooms: 100_000,
+        }
+    }
+}
+
+/// The HMAC algorithms a session token may name; anything else (`none` above all) is
+/// refused at startup.
+pub const JWT_ALGORITHMS: [&str; 3] = ["HS256", "HS384", "HS512"];
+
+impl SessionSettings {
+    fn validate(&self) -> Result<(), String> {
+        if self.jwt_secret.is_none() {
+            return Err(
+                "the session app needs a secret: set JWT_SECRET (or session.jwt_secret)".into(),
+            );
+        }
+        if self.jwt_algorithms.is_empty() {
+            return Err("session.jwt_algorithms is empty".into());
+        }
+        if let Some(a) = self
+            .jwt_algorithms
+            .iter()
+            .find(|a| !JWT_ALGORITHMS.contains(&a.as_str()))
+        {
+            return Err(format!(
+                "session.jwt_algorithms: {a:?} is not allowed (only HS256, HS384, HS512)"
+            ));
+        }
+        let positive = [
+            ("max_token_bytes", self.max_token_bytes),
+            ("max_users_per_room", self.max_users_per_room),
+            ("max_rooms", self.max_rooms),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(format!("session.{name} must be greater than 0"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The whole resolved configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -158,6 +264,7 @@ pub struct Config {
     pub log_level: String,
     pub pester: AppConfig,
     pub session: AppConfig,
+    pub session_settings: SessionSettings,
     pub rooms: AppConfig,
     pub pair: AppConfig,
     pub signal: AppConfig,
@@ -196,6 +303,7 @@ impl Default for Config {
             log_level: "info".into(),
             pester: app(AppKind::Pester, 65_536),
             session: app(AppKind::Session, 65_536),
+            session_settings: SessionSettings::default(),
             rooms: app(AppKind::Rooms, 1 << 20),
             pair: app(AppKind::Pair, 65_536),
             signal: app(AppKind::Signal, 65_536),
@@ -314,6 +422,9 @@ impl Config {
                 return Err(format!("signal.{name} must be greater than 0"));
             }
         }
+        if self.session.enabled {
+            self.session_settings.validate()?;
+        }
         Ok(())
     }
 }
@@ -344,7 +455,7 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     pub log_level: Option<String>,
     pub pester: Option<FileAppConfig>,
-    pub session: Option<FileAppConfig>,
+    pub session: Option<FileSessionConfig>,
     pub rooms: Option<FileAppConfig>,
     pub pair: Option<FileAppConfig>,
     pub signal: Option<FileSignalConfig>,
@@ -404,6 +515,69 @@ impl FileSignalConfig {
     }
 }
 
+/// The `[session]` section: the common app keys plus the session settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSessionConfig {
+    pub enabled: Option<bool>,
+    pub port: Option<u16>,
+    pub max_message_bytes: Option<usize>,
+    pub jwt_secret: Option<Secret>,
+    pub jwt_algorithms: Option<Vec<String>>,
+    pub jwt_leeway_secs: Option<u64>,
+    pub check_host: Option<bool>,
+    pub max_token_bytes: Option<usize>,
+    pub history_size: Option<usize>,
+    pub max_users_per_room: Option<usize>,
+    pub max_message_units: Option<usize>,
+    pub coalesce_snapshots: Option<bool>,
+    pub empty_room_ttl_secs: Option<u64>,
+    pub max_rooms: Option<usize>,
+}
+
+impl FileSessionConfig {
+    fn apply(self, app: &mut AppConfig, s: &mut SessionSettings) {
+        FileAppConfig {
+            enabled: self.enabled,
+            port: self.port,
+            max_message_bytes: self.max_message_bytes,
+        }
+        .apply(app);
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = self.$field { s.$field = v; } )* };
+        }
+        set!(
+            jwt_algorithms,
+            jwt_leeway_secs,
+            check_host,
+            max_token_bytes,
+            history_size,
+            max_users_per_room,
+            max_message_units,
+            coalesce_snapshots,
+            empty_room_ttl_secs,
+            max_rooms
+        );
+        if let Some(secret) = self.jwt_secret {
+            s.jwt_secret = Some(secret).filter(|k| !k.0.is_empty());
+        }
+    }
+}
+
+impl FileAppConfig {
+    fn apply(self, app: &mut AppConfig) {
+        if let Some(v) = self.enabled {
+            app.enabled = v;
+        }
+        if let Some(v) = self.port {
+            app.port = v;
+        }
+        if let Some(v) = self.max_message_bytes {
+            app.max_message_bytes = v;
+        }
+    }
+}
+
 impl FileConfig {
     pub fn load(path: &Path) -> Result<FileConfig, String> {
         let text = std::fs::read_to_string(path)
@@ -441,24 +615,18 @@ impl FileConfig {
         );
         let sections = [
             (AppKind::Pester, self.pester),
-            (AppKind::Session, self.session),
             (AppKind::Rooms, self.rooms),
             (AppKind::Pair, self.pair),
             (AppKind::Signal, self.signal.map(|s| s.apply(cfg))),
             (AppKind::Bench, self.bench),
         ];
         for (kind, section) in sections {
-            let Some(s) = section else { continue };
-            let app = cfg.app_mut(kind);
-            if let Some(v) = s.enabled {
-                app.enabled = v;
+            if let Some(s) = section {
+                s.apply(cfg.app_mut(kind));
             }
-            if let Some(v) = s.port {
-                app.port = v;
-            }
-            if let Some(v) = s.max_message_bytes {
-                app.max_message_bytes = v;
-            }
+        }
+        if let Some(s) = self.session {
+            s.apply(&mut cfg.session, &mut cfg.session_settings);
         }
     }
 }
@@ -469,7 +637,10 @@ mod tests {
 
     #[test]
     fn defaults_are_valid_and_documented_ports() {
-        let c = Config::default();
+        let mut c = Config::default();
+        // The session app cannot start without its secret (session.md, Secret).
+        assert!(c.validate().unwrap_err().contains("JWT_SECRET"));
+        c.session_settings.jwt_secret = Some(Secret::from("k".repeat(32)));
         c.validate().unwrap();
         assert_eq!(c.pair.port, 3001);
         assert_eq!(c.admin_port, 9000);
@@ -506,6 +677,25 @@ mod tests {
                 .unwrap_err()
                 .contains("signal.hold_buffer_bytes")
         );
+    }
+
+    #[test]
+    fn session_section_secret_is_redacted_and_none_is_refused() {
+        let f: FileConfig = toml::from_str(
+            "[session]\nport = 8001\njwt_secret = \"s3cr3t-value\"\njwt_algorithms = [\"HS256\", \"none\"]\n",
+        )
+        .unwrap();
+        let mut c = Config::default();
+        f.apply(&mut c);
+        assert_eq!(c.session.port, 8001);
+        let dump = format!("{c:?}");
+        assert!(!dump.contains("s3cr3t"), "{dump}");
+        assert!(dump.contains("<redacted, 12 bytes>"), "{dump}");
+        assert!(c.validate().unwrap_err().contains("\"none\""));
+        c.session_settings.jwt_algorithms = vec!["RS256".into()];
+        assert!(c.validate().is_err());
+        c.session_settings.jwt_algorithms = vec!["HS256".into(), "HS512".into()];
+        c.validate().unwrap();
     }
 
     #[test]

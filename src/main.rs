@@ -7,7 +7,7 @@ use signal_hook_mio::v1_0::Signals;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
-use switchboard::cli::{Cli, Command};
+use switchboard::cli::{Cli, Command, Opts, TokenArgs};
 use switchboard::config::{Config, LogFormat};
 use switchboard::server::{Server, raise_fd_limit};
 
@@ -26,7 +26,10 @@ fn init_logging(cfg: &Config) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let port_env = std::env::var("PORT").ok();
-    let config = match cli.opts.resolve(port_env.as_deref()) {
+    if let Some(Command::Token(args)) = &cli.command {
+        return token(&cli.opts, args, port_env.as_deref());
+    }
+    let (config, notes) = match cli.opts.resolve_noted(port_env.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("switchboard: configuration error: {e}");
@@ -34,10 +37,16 @@ fn main() -> ExitCode {
         }
     };
     if cli.opts.check_config || matches!(cli.command, Some(Command::CheckConfig)) {
+        for note in &notes {
+            eprintln!("switchboard: warning: {note}");
+        }
         println!("configuration ok: {config:#?}");
         return ExitCode::SUCCESS;
     }
     init_logging(&config);
+    for note in &notes {
+        tracing::warn!("{note}");
+    }
     raise_fd_limit();
     match serve(config) {
         Ok(()) => ExitCode::SUCCESS,
@@ -47,6 +56,37 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `switchboard token`: a development token on stdout, the URL to use on stderr.
+fn token(opts: &Opts, args: &TokenArgs, port_env: Option<&str>) -> ExitCode {
+    let config = match opts.resolve(port_env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("switchboard token: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(secret) = &config.session_settings.jwt_secret else {
+        eprintln!("switchboard token: no secret: set JWT_SECRET (or session.jwt_secret)");
+        return ExitCode::from(2);
+    };
+    let host = args
+        .host
+        .clone()
+        .unwrap_or_else(|| format!("localhost:{}", config.session.port));
+    let now = switchboard::apps::session::unix_now();
+    let token = switchboard::apps::session::jwt::mint(
+        &args.user,
+        &args.room,
+        &host,
+        now,
+        args.ttl,
+        secret.bytes(),
+    );
+    println!("{token}");
+    eprintln!("ws://{host}/?token={token}");
+    ExitCode::SUCCESS
 }
 
 fn serve(config: Config) -> std::io::Result<()> {

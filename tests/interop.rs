@@ -48,3 +48,19 @@ fn sig_30_cevitxe_signal_client_joins_meets_and_pipes() {
         s.stop(DEADLINE).unwrap();
     }
 }
+
+#[test]
+fn ses_26_jsonwebtoken_tokens_and_ws_client() {
+    let secret = "interop-secret-0123456789abcdef-0123";
+    for threads in [1, 4] {
+        let mut c = config(threads, &[AppKind::Session]);
+        c.session_settings.jwt_secret = Some(switchboard::config::Secret::from(secret.to_string()));
+        let s = start(c);
+        let addr = s.addr(AppKind::Session).unwrap();
+        node(
+            "session.mjs",
+            &[format!("ws://{addr}"), addr.to_string(), secret.to_string()],
+        );
+        s.stop(DEADLINE).unwrap();
+    }
+}

@@ -124,6 +124,11 @@ where
         posts
     }
 
+    /// Removes and returns every effect not yet asserted.
+    pub fn take_effects(&mut self) -> Vec<Effect<A::Msg>> {
+        std::mem::take(&mut self.pending)
+    }
+
     /// Asserts that the effects so far are exactly these frames, and clears them.
     pub fn expect_frames(&mut self, expected: &[(ConnId, Vec<u8>)]) -> &mut Self {
         let got: Vec<(ConnId, Vec<u8>)> = self

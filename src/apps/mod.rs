@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod harness;
 pub mod pair;
+pub mod session;
 pub mod signal;
 
 use crate::frame::Frame;
@@ -146,6 +147,7 @@ pub trait App {
 pub enum AppMsg {
     Pair(pair::PairMsg),
     Signal(signal::SignalMsg),
+    Session(session::SessionMsg),
     Bench(bench::Never),
 }
 
@@ -160,8 +162,14 @@ pub fn route(
     match app {
         AppKind::Pair => pair::route(req, websocket),
         AppKind::Signal => signal::route(req, websocket, config),
+        AppKind::Session => session::route(
+            req,
+            websocket,
+            &config.session_settings,
+            session::unix_now(),
+        ),
         AppKind::Bench => bench::route(req, websocket),
-        AppKind::Pester | AppKind::Session | AppKind::Rooms => {
+        AppKind::Pester | AppKind::Rooms => {
             Route::Respond(Response::status(crate::http::Status::NOT_FOUND))
         }
     }

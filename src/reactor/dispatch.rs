@@ -4,6 +4,7 @@ use super::Reactor;
 use super::inbox::Envelope;
 use crate::apps::bench::Bench;
 use crate::apps::pair::Pair;
+use crate::apps::session::Session;
 use crate::apps::signal::Signal;
 use crate::apps::{App, AppMsg, Effect, Event, Outbox};
 use crate::config::{AppKind, Config};
@@ -14,6 +15,7 @@ use crate::router::ConnId;
 pub struct AppSet {
     pair: Option<(Pair, Outbox<<Pair as App>::Msg>)>,
     signal: Option<(Signal, Outbox<<Signal as App>::Msg>)>,
+    session: Option<(Session, Outbox<<Session as App>::Msg>)>,
     bench: Option<(Bench, Outbox<<Bench as App>::Msg>)>,
 }
 
@@ -28,6 +30,10 @@ impl AppSet {
                 .signal
                 .enabled
                 .then(|| (Signal::new(config.signal_limits.clone()), Outbox::default())),
+            session: config
+                .session
+                .enabled
+                .then(|| (Session::new(&config.session_settings), Outbox::default())),
             bench: config
                 .bench
                 .enabled
@@ -99,8 +105,9 @@ impl Reactor {
         match app {
             AppKind::Pair => run_app!(self, pair, AppMsg::Pair, event.into_event()),
             AppKind::Signal => run_app!(self, signal, AppMsg::Signal, event.into_event()),
+            AppKind::Session => run_app!(self, session, AppMsg::Session, event.into_event()),
             AppKind::Bench => run_app!(self, bench, AppMsg::Bench, event.into_event()),
-            AppKind::Pester | AppKind::Session | AppKind::Rooms => {}
+            AppKind::Pester | AppKind::Rooms => {}
         }
     }
 
@@ -108,6 +115,7 @@ impl Reactor {
         match msg {
             AppMsg::Pair(m) => run_app!(self, pair, AppMsg::Pair, Event::Remote(m)),
             AppMsg::Signal(m) => match m {},
+            AppMsg::Session(m) => match m {},
             AppMsg::Bench(never) => match never {},
         }
     }

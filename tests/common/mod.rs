@@ -187,10 +187,17 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(args: &[&str]) -> Proc {
+        Self::spawn_env(args, &[])
+    }
+
+    /// Spawns with these environment variables (`PORT` and `JWT_SECRET` are never inherited).
+    pub fn spawn_env(args: &[&str], envs: &[(&str, &str)]) -> Proc {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .args(args)
             .env_remove("PORT")
+            .env_remove("JWT_SECRET")
+            .envs(envs.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(std::fs::File::create(Self::log_path()).expect("log file"))
             .spawn()
