@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The apps switchboard hosts, in the order of the protocol table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -28,7 +28,7 @@ impl AppKind {
         AppKind::Signal,
     ];
     /// Apps that are built and started by default.
-    pub const IMPLEMENTED: [AppKind; 1] = [AppKind::Pair];
+    pub const IMPLEMENTED: [AppKind; 2] = [AppKind::Rooms, AppKind::Pair];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -70,6 +70,71 @@ pub struct AppConfig {
     pub port: u16,
     /// Largest message accepted from a client; over it the connection is closed 1009.
     pub max_message_bytes: usize,
+}
+
+/// A secret that never shows in `Debug` output (logs, `--check-config`).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// The rooms app's own settings (`[rooms]`; rooms.md, Limits).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoomsConfig {
+    pub max_room_name_bytes: usize,
+    pub max_connections_per_room: usize,
+    pub max_id_bytes: usize,
+    pub max_polls: usize,
+    pub max_ephemeral_polls: usize,
+    pub max_answers_per_poll: usize,
+    pub max_counters: usize,
+    pub max_subscriptions_per_connection: usize,
+    pub max_relays_per_connection: usize,
+    pub max_properties_bytes: usize,
+    pub max_config_bytes: usize,
+    pub ping_interval_ms: u64,
+    pub admin_ts_window_ms: u64,
+    /// `ADMIN_SIGNING_KEY`; unset or empty disables the admin role.
+    pub admin_signing_key: Option<Secret>,
+    pub store_path: PathBuf,
+    pub flush_interval_ms: u64,
+    pub room_idle_unload_secs: u64,
+    /// 0 keeps user records forever.
+    pub user_record_ttl_days: u64,
+    /// `X-Socket-Server` on the 101; empty sends none.
+    pub server_header: String,
+}
+
+impl Default for RoomsConfig {
+    fn default() -> Self {
+        RoomsConfig {
+            max_room_name_bytes: 256,
+            max_connections_per_room: 10_000,
+            max_id_bytes: 256,
+            max_polls: 1000,
+            max_ephemeral_polls: 1000,
+            max_answers_per_poll: 100,
+            max_counters: 1000,
+            max_subscriptions_per_connection: 256,
+            max_relays_per_connection: 64,
+            max_properties_bytes: 16_384,
+            max_config_bytes: 65_536,
+            ping_interval_ms: 25_000,
+            admin_ts_window_ms: 300_000,
+            admin_signing_key: None,
+            store_path: PathBuf::from("./switchboard-data/rooms.db"),
+            flush_interval_ms: 1000,
+            room_idle_unload_secs: 60,
+            user_record_ttl_days: 30,
+            server_header: "Pact Studio <workwithpact.com>".into(),
+        }
+    }
 }
 
 /// The whole resolved configuration.
@@ -120,6 +185,8 @@ pub struct Config {
     pub rooms: AppConfig,
     pub pair: AppConfig,
     pub signal: AppConfig,
+    /// Settings of the rooms app beyond port and message size.
+    pub rooms_opts: RoomsConfig,
 }
 
 impl Default for Config {
@@ -156,6 +223,7 @@ impl Default for Config {
             rooms: app(AppKind::Rooms, 1 << 20),
             pair: app(AppKind::Pair, 65_536),
             signal: app(AppKind::Signal, 1 << 20),
+            rooms_opts: RoomsConfig::default(),
         }
     }
 }
@@ -285,7 +353,7 @@ pub struct FileConfig {
     pub log_level: Option<String>,
     pub pester: Option<FileAppConfig>,
     pub session: Option<FileAppConfig>,
-    pub rooms: Option<FileAppConfig>,
+    pub rooms: Option<FileRoomsSection>,
     pub pair: Option<FileAppConfig>,
     pub signal: Option<FileAppConfig>,
 }
@@ -296,6 +364,34 @@ pub struct FileAppConfig {
     pub enabled: Option<bool>,
     pub port: Option<u16>,
     pub max_message_bytes: Option<usize>,
+}
+
+/// `[rooms]`: the common app keys plus [`RoomsConfig`]'s (serde's `flatten` cannot be
+/// combined with `deny_unknown_fields`, so the common keys are split off by hand).
+#[derive(Debug, Default)]
+pub struct FileRoomsSection {
+    pub app: FileAppConfig,
+    /// Every rooms key, defaults filled in.
+    pub rooms: RoomsConfig,
+}
+
+impl<'de> Deserialize<'de> for FileRoomsSection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut table = toml::Table::deserialize(d)?;
+        let mut common = toml::Table::new();
+        for key in ["enabled", "port", "max_message_bytes"] {
+            if let Some(v) = table.remove(key) {
+                common.insert(key.into(), v);
+            }
+        }
+        let app: FileAppConfig = toml::Value::Table(common)
+            .try_into()
+            .map_err(serde::de::Error::custom)?;
+        let rooms: RoomsConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(serde::de::Error::custom)?;
+        Ok(FileRoomsSection { app, rooms })
+    }
 }
 
 impl FileConfig {
@@ -333,10 +429,14 @@ impl FileConfig {
             log_format,
             log_level
         );
+        let rooms = self.rooms.map(|r| {
+            cfg.rooms_opts = r.rooms;
+            r.app
+        });
         let sections = [
             (AppKind::Pester, self.pester),
             (AppKind::Session, self.session),
-            (AppKind::Rooms, self.rooms),
+            (AppKind::Rooms, rooms),
             (AppKind::Pair, self.pair),
             (AppKind::Signal, self.signal),
         ];

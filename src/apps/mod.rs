@@ -7,6 +7,7 @@
 
 pub mod harness;
 pub mod pair;
+pub mod rooms;
 
 use crate::frame::Frame;
 use crate::http::{Request, Response};
@@ -137,12 +138,27 @@ pub trait App {
 
     /// Handles one event at `now`, leaving effects in `out`.
     fn handle(&mut self, event: Event<'_, Self::Msg>, now: Millis, out: &mut Outbox<Self::Msg>);
+
+    /// The last word on an upgrade, on the reactor that will hold `conn`, just before the
+    /// `101` (and the Opened event that follows it at once): refuse with a plain answer,
+    /// or add headers to the `101`. For answers that need the owner's state (a per-room
+    /// cap, a user id chosen by the key's owner). Default: accept as routed.
+    fn accept(
+        &mut self,
+        _conn: ConnId,
+        _req: &Request,
+        _now: Millis,
+        _headers: &mut Vec<(String, String)>,
+    ) -> Result<(), Response> {
+        Ok(())
+    }
 }
 
 /// Messages between reactors, one variant per app.
 #[derive(Debug)]
 pub enum AppMsg {
     Pair(pair::PairMsg),
+    Rooms(rooms::RoomsMsg),
 }
 
 /// The answer of `app` to a request head before the upgrade.
@@ -150,12 +166,13 @@ pub fn route(
     app: crate::config::AppKind,
     req: &Request,
     websocket: bool,
-    _config: &crate::config::Config,
+    config: &crate::config::Config,
 ) -> Route {
     use crate::config::AppKind;
     match app {
         AppKind::Pair => pair::route(req, websocket),
-        AppKind::Pester | AppKind::Session | AppKind::Rooms | AppKind::Signal => {
+        AppKind::Rooms => rooms::route(req, websocket, &config.rooms_opts),
+        AppKind::Pester | AppKind::Session | AppKind::Signal => {
             Route::Respond(Response::status(crate::http::Status::NOT_FOUND))
         }
     }
