@@ -4,7 +4,7 @@ mod common;
 
 use common::{DEADLINE, Proc, get};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use switchboard::config::{AppKind, Config, Secret};
 use switchboard::server::Server;
@@ -20,9 +20,9 @@ fn temp_store(name: &str) -> PathBuf {
     dir.join("rooms.db")
 }
 
-fn config(threads: usize, store: &PathBuf) -> Config {
+fn config(threads: usize, store: &Path) -> Config {
     let mut c = common::config(threads, &[AppKind::Rooms]);
-    c.rooms_opts.store_path = store.clone();
+    c.rooms_opts.store_path = store.to_path_buf();
     c.rooms_opts.admin_signing_key = Some(Secret(KEY.into()));
     c
 }
@@ -430,7 +430,7 @@ fn rms_33_room_cap_answers_503() {
     stop(server);
 }
 
-fn spawn(store: &PathBuf) -> Proc {
+fn spawn(store: &Path) -> Proc {
     Proc::spawn(&[
         "--apps",
         "rooms",
