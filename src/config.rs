@@ -480,6 +480,22 @@ mod tests {
     }
 
     #[test]
+    fn rooms_section_takes_common_and_rooms_keys() {
+        let f: FileConfig =
+            toml::from_str("[rooms]\nport = 1234\nmax_polls = 3\nadmin_signing_key = \"s\"\n")
+                .unwrap();
+        let mut c = Config::default();
+        f.apply(&mut c);
+        assert_eq!((c.rooms.port, c.rooms_opts.max_polls), (1234, 3));
+        assert_eq!(c.rooms_opts.max_counters, 1000);
+        assert_eq!(
+            format!("{:?}", c.rooms_opts.admin_signing_key),
+            "Some(<redacted>)"
+        );
+        assert!(toml::from_str::<FileConfig>("[rooms]\nmax_pols = 3\n").is_err());
+    }
+
+    #[test]
     fn port_clash_is_refused() {
         let c = Config {
             admin_port: 3001,

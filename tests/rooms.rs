@@ -195,6 +195,9 @@ fn session_flow(threads: usize) {
     // RMS-26: exact key order of /details and the /users shape.
     b.send(r#"{"type":"poll","data":{"id":"p","answer":"x"}}"#);
     b.send(r#"{"type":"ephemeralPoll","data":{"id":"e","answer":"x"}}"#);
+    // The profile answer arrives after both votes took effect (one message at a time).
+    b.send(r#"{"type":"profile"}"#);
+    assert!(b.recv().contains(r#""type":"profile""#));
     let ts = now_ms().to_string();
     a.send(&format!(
         r#"{{"type":"authenticate","data":{{"ts":"{ts}","key":"{}"}}}}"#,
@@ -563,4 +566,96 @@ fn rms_32_kill_9_loses_at_most_about_a_second() {
         "stored value is {behind:?} old"
     );
     assert!(seen.len() > 10, "the stream ran");
+}
+
+/// Closing-note measurements (`cargo test --release --test rooms -- --ignored --nocapture`):
+/// chat fan-out to 1,000 subscribers, and the time to load 10,000 stored rooms.
+#[test]
+#[ignore = "measurement, not a check"]
+fn measure_fan_out_and_load() {
+    use switchboard::apps::rooms::store::{self, Op, Sink};
+    let path = temp_store("measure");
+    let (s, _) = store::open(&path, 1000, 0, now_ms()).unwrap();
+    let mut sink = s.sink();
+    for i in 0..10_000 {
+        let room: std::sync::Arc<str> = format!("room-{i}").into();
+        sink.push(Op::Increment {
+            room: room.clone(),
+            value: 3,
+        });
+        sink.push(Op::Counter {
+            room: room.clone(),
+            id: "c".into(),
+            seq: 0,
+            value: "1.5".into(),
+        });
+        sink.push(Op::Poll {
+            room: room.clone(),
+            poll: "p".into(),
+            seq: 0,
+        });
+        sink.push(Op::Answer {
+            room: room.clone(),
+            poll: "p".into(),
+            answer: "a".into(),
+            pos: Some(0),
+        });
+        sink.push(Op::Vote {
+            room: room.clone(),
+            poll: "p".into(),
+            user: "u".into(),
+            answer: Some("a".into()),
+        });
+        sink.push(Op::User {
+            room,
+            id: "u".into(),
+            suffix: 1,
+            props: r#"{"name":"x"}"#.into(),
+            last_seen: now_ms(),
+        });
+    }
+    drop(sink);
+    s.join();
+    let t = Instant::now();
+    let (s, rooms) = store::open(&path, 1000, 30, now_ms()).unwrap();
+    println!("loaded {} rooms in {:?}", rooms.len(), t.elapsed());
+    s.join();
+
+    let server = common::start(config(2, &temp_store("measure-fan")));
+    let addr = server.addr(AppKind::Rooms).unwrap();
+    let mut subs: Vec<Ws> = (0..1000)
+        .map(|_| {
+            let mut w = Ws::connect(addr, "/websocket?room=fan", None);
+            w.hello();
+            w.send(r#"{"type":"subscribe","data":"chat"}"#);
+            w
+        })
+        .collect();
+    let mut sender = Ws::connect(addr, "/websocket?room=fan", None);
+    sender.hello();
+    let n = 200;
+    let readers: Vec<_> = subs
+        .drain(..)
+        .map(|mut w| {
+            std::thread::spawn(move || {
+                for _ in 0..n {
+                    w.recv();
+                }
+            })
+        })
+        .collect();
+    let t = Instant::now();
+    for i in 0..n {
+        sender.send(&format!(r#"{{"type":"chat","data":{i}}}"#));
+    }
+    for r in readers {
+        r.join().unwrap();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "fan-out: {} deliveries in {secs:.2}s = {:.0}/s",
+        n * 1000,
+        (n * 1000) as f64 / secs
+    );
+    stop(server);
 }
