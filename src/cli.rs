@@ -191,6 +191,47 @@ impl SignalFlags {
     }
 }
 
+/// The rooms app's own settings (the rest are in the TOML `[rooms]` section).
+#[derive(Debug, Args)]
+pub struct RoomsFlags {
+    /// Admin signing key of the rooms app (unset: admin disabled).
+    #[arg(long, env = "ADMIN_SIGNING_KEY", hide_env_values = true)]
+    pub rooms_admin_signing_key: Option<String>,
+    /// SQLite file of the rooms app [default: ./switchboard-data/rooms.db].
+    #[arg(long, env = "SWITCHBOARD_ROOMS_STORE_PATH")]
+    pub rooms_store_path: Option<PathBuf>,
+    /// Most time a rooms change waits before it is written [default: 1000].
+    #[arg(long, env = "SWITCHBOARD_ROOMS_FLUSH_INTERVAL_MS")]
+    pub rooms_flush_interval_ms: Option<u64>,
+    /// Connections per room; 503 over it [default: 10000].
+    #[arg(long, env = "SWITCHBOARD_ROOMS_MAX_CONNECTIONS_PER_ROOM")]
+    pub rooms_max_connections_per_room: Option<usize>,
+    /// X-Socket-Server header of the rooms 101; empty sends none.
+    #[arg(long, env = "SWITCHBOARD_ROOMS_SERVER_HEADER")]
+    pub rooms_server_header: Option<String>,
+}
+
+impl RoomsFlags {
+    fn apply(&self, cfg: &mut Config) {
+        let o = &mut cfg.rooms_opts;
+        if let Some(k) = &self.rooms_admin_signing_key {
+            o.admin_signing_key = Some(crate::config::Secret::from(k.clone()));
+        }
+        if let Some(v) = &self.rooms_store_path {
+            o.store_path = v.clone();
+        }
+        if let Some(v) = self.rooms_flush_interval_ms {
+            o.flush_interval_ms = v;
+        }
+        if let Some(v) = self.rooms_max_connections_per_room {
+            o.max_connections_per_room = v;
+        }
+        if let Some(v) = &self.rooms_server_header {
+            o.server_header = v.clone();
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct Opts {
     /// TOML file with settings (flags and environment variables win over it).
@@ -220,6 +261,8 @@ pub struct Opts {
     pub signal: SignalFlags,
     #[command(flatten)]
     pub session: SessionFlags,
+    #[command(flatten)]
+    pub rooms: RoomsFlags,
     /// Connections per process; HTTP 503 over it [default: 100000].
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
@@ -373,6 +416,7 @@ impl Opts {
         }
         self.app.apply(&mut cfg);
         self.signal.apply(&mut cfg);
+        self.rooms.apply(&mut cfg);
         cfg.validate()?;
         Ok((cfg, notes))
     }

@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The apps switchboard hosts, in the order of the protocol table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,8 +32,9 @@ impl AppKind {
         AppKind::Bench,
     ];
     /// Apps that are built in this binary.
-    pub const IMPLEMENTED: [AppKind; 4] = [
+    pub const IMPLEMENTED: [AppKind; 5] = [
         AppKind::Session,
+        AppKind::Rooms,
         AppKind::Pair,
         AppKind::Signal,
         AppKind::Bench,
@@ -219,6 +220,60 @@ impl SessionSettings {
     }
 }
 
+/// The rooms app's own settings (`[rooms]`; rooms.md, Limits).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoomsConfig {
+    pub max_room_name_bytes: usize,
+    pub max_connections_per_room: usize,
+    pub max_id_bytes: usize,
+    pub max_polls: usize,
+    pub max_ephemeral_polls: usize,
+    pub max_answers_per_poll: usize,
+    pub max_counters: usize,
+    pub max_subscriptions_per_connection: usize,
+    pub max_relays_per_connection: usize,
+    pub max_properties_bytes: usize,
+    pub max_config_bytes: usize,
+    pub ping_interval_ms: u64,
+    pub admin_ts_window_ms: u64,
+    /// `ADMIN_SIGNING_KEY`; unset or empty disables the admin role.
+    pub admin_signing_key: Option<Secret>,
+    pub store_path: PathBuf,
+    pub flush_interval_ms: u64,
+    pub room_idle_unload_secs: u64,
+    /// 0 keeps user records forever.
+    pub user_record_ttl_days: u64,
+    /// `X-Socket-Server` on the 101; empty sends none.
+    pub server_header: String,
+}
+
+impl Default for RoomsConfig {
+    fn default() -> Self {
+        RoomsConfig {
+            max_room_name_bytes: 256,
+            max_connections_per_room: 10_000,
+            max_id_bytes: 256,
+            max_polls: 1000,
+            max_ephemeral_polls: 1000,
+            max_answers_per_poll: 100,
+            max_counters: 1000,
+            max_subscriptions_per_connection: 256,
+            max_relays_per_connection: 64,
+            max_properties_bytes: 16_384,
+            max_config_bytes: 65_536,
+            ping_interval_ms: 25_000,
+            admin_ts_window_ms: 300_000,
+            admin_signing_key: None,
+            store_path: PathBuf::from("./switchboard-data/rooms.db"),
+            flush_interval_ms: 1000,
+            room_idle_unload_secs: 60,
+            user_record_ttl_days: 30,
+            server_header: "Pact Studio <workwithpact.com>".into(),
+        }
+    }
+}
+
 /// The whole resolved configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -270,6 +325,8 @@ pub struct Config {
     pub signal: AppConfig,
     pub bench: AppConfig,
     pub signal_limits: SignalConfig,
+    /// Settings of the rooms app beyond port and message size.
+    pub rooms_opts: RoomsConfig,
 }
 
 impl Default for Config {
@@ -309,6 +366,7 @@ impl Default for Config {
             signal: app(AppKind::Signal, 65_536),
             bench: app(AppKind::Bench, 1 << 20),
             signal_limits: SignalConfig::default(),
+            rooms_opts: RoomsConfig::default(),
         }
     }
 }
@@ -456,7 +514,7 @@ pub struct FileConfig {
     pub log_level: Option<String>,
     pub pester: Option<FileAppConfig>,
     pub session: Option<FileSessionConfig>,
-    pub rooms: Option<FileAppConfig>,
+    pub rooms: Option<FileRoomsSection>,
     pub pair: Option<FileAppConfig>,
     pub signal: Option<FileSignalConfig>,
     pub bench: Option<FileAppConfig>,
@@ -578,6 +636,34 @@ impl FileAppConfig {
     }
 }
 
+/// `[rooms]`: the common app keys plus [`RoomsConfig`]'s (serde's `flatten` cannot be
+/// combined with `deny_unknown_fields`, so the common keys are split off by hand).
+#[derive(Debug, Default)]
+pub struct FileRoomsSection {
+    pub app: FileAppConfig,
+    /// Every rooms key, defaults filled in.
+    pub rooms: RoomsConfig,
+}
+
+impl<'de> Deserialize<'de> for FileRoomsSection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut table = toml::Table::deserialize(d)?;
+        let mut common = toml::Table::new();
+        for key in ["enabled", "port", "max_message_bytes"] {
+            if let Some(v) = table.remove(key) {
+                common.insert(key.into(), v);
+            }
+        }
+        let app: FileAppConfig = toml::Value::Table(common)
+            .try_into()
+            .map_err(serde::de::Error::custom)?;
+        let rooms: RoomsConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(serde::de::Error::custom)?;
+        Ok(FileRoomsSection { app, rooms })
+    }
+}
+
 impl FileConfig {
     pub fn load(path: &Path) -> Result<FileConfig, String> {
         let text = std::fs::read_to_string(path)
@@ -613,9 +699,13 @@ impl FileConfig {
             log_format,
             log_level
         );
+        let rooms = self.rooms.map(|r| {
+            cfg.rooms_opts = r.rooms;
+            r.app
+        });
         let sections = [
             (AppKind::Pester, self.pester),
-            (AppKind::Rooms, self.rooms),
+            (AppKind::Rooms, rooms),
             (AppKind::Pair, self.pair),
             (AppKind::Signal, self.signal.map(|s| s.apply(cfg))),
             (AppKind::Bench, self.bench),
@@ -696,6 +786,22 @@ mod tests {
         assert!(c.validate().is_err());
         c.session_settings.jwt_algorithms = vec!["HS256".into(), "HS512".into()];
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn rooms_section_takes_common_and_rooms_keys() {
+        let f: FileConfig =
+            toml::from_str("[rooms]\nport = 1234\nmax_polls = 3\nadmin_signing_key = \"s\"\n")
+                .unwrap();
+        let mut c = Config::default();
+        f.apply(&mut c);
+        assert_eq!((c.rooms.port, c.rooms_opts.max_polls), (1234, 3));
+        assert_eq!(c.rooms_opts.max_counters, 1000);
+        assert_eq!(
+            format!("{:?}", c.rooms_opts.admin_signing_key),
+            "Some(<redacted, 1 bytes>)"
+        );
+        assert!(toml::from_str::<FileConfig>("[rooms]\nmax_pols = 3\n").is_err());
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Starting the reactors: listeners, inboxes, shared counters; and stopping them.
 
+use crate::apps::rooms::store::{self, Store};
 use crate::config::{AppKind, Config};
 use crate::metrics::{ADMIN, ReactorStats, service_of};
+use crate::reactor::dispatch::RoomsBoot;
 use crate::reactor::inbox::{Envelope, Inbox};
 use crate::reactor::{Listener, Reactor};
 use mio::{Poll, Token, Waker};
@@ -28,9 +30,18 @@ pub struct Shared {
     /// reactor keeps serving the admin port until this reaches zero.
     pub undrained: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Each reactor's start-up state for the rooms app, taken once by that reactor.
+    rooms_boot: Mutex<Vec<Option<RoomsBoot>>>,
+    /// False while the rooms store fails to write (`/readyz` answers 503).
+    pub store_healthy: Option<Arc<AtomicBool>>,
 }
 
 impl Shared {
+    pub fn take_rooms_boot(&self, me: usize) -> Option<RoomsBoot> {
+        let mut boots = self.rooms_boot.lock().unwrap_or_else(|p| p.into_inner());
+        boots.get_mut(me).and_then(Option::take)
+    }
+
     /// Counts one more connection from `ip`, unless it already has `limit`.
     pub fn acquire_ip(&self, ip: IpAddr, limit: usize) -> bool {
         let mut map = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
@@ -58,6 +69,8 @@ pub struct Server {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<io::Result<()>>>,
     addrs: Vec<(usize, SocketAddr)>,
+    /// The rooms store thread; joined after the reactors, so its last batch is written.
+    store: Option<Store>,
 }
 
 const WAKER_TOKEN: Token = Token(0);
@@ -85,6 +98,51 @@ fn listen(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
     Ok(mio::net::TcpListener::from_std(sock.into()))
 }
 
+/// Opens the rooms store and splits its rooms by owner reactor. A store that cannot be
+/// opened disables the rooms app (the log says why) and lets the others run.
+fn open_rooms_store(config: &mut Config, n: usize) -> (Option<Store>, Vec<Option<RoomsBoot>>) {
+    if !config.rooms.enabled {
+        return (None, Vec::new());
+    }
+    let o = &config.rooms_opts;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let started = Instant::now();
+    match store::open(
+        &o.store_path,
+        o.flush_interval_ms,
+        o.user_record_ttl_days,
+        now,
+    ) {
+        Ok((store, rooms)) => {
+            let count = rooms.len();
+            let mut per: Vec<HashMap<String, store::Loaded>> =
+                (0..n).map(|_| HashMap::new()).collect();
+            for (name, loaded) in rooms {
+                let owner = crate::router::owner_of(&crate::apps::rooms::owner_key(&name), n);
+                per[owner].insert(name, loaded);
+            }
+            tracing::info!(rooms = count, ms = started.elapsed().as_millis() as u64, path = %o.store_path.display(), "rooms store loaded");
+            let boots = per
+                .into_iter()
+                .map(|loaded| {
+                    Some(RoomsBoot {
+                        loaded,
+                        sink: store.sink(),
+                    })
+                })
+                .collect();
+            (Some(store), boots)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "rooms store unavailable: the rooms app does not start");
+            config.rooms.enabled = false;
+            (None, Vec::new())
+        }
+    }
+}
+
 /// Raises the soft open-file limit to the hard limit, so the connection cap, not the
 /// descriptor limit, is what bounds the server.
 pub fn raise_fd_limit() {
@@ -103,11 +161,12 @@ pub fn raise_fd_limit() {
 
 impl Server {
     /// Binds every enabled service on every reactor and starts the reactor threads.
-    pub fn start(config: Config) -> io::Result<Server> {
+    pub fn start(mut config: Config) -> io::Result<Server> {
         config
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let n = config.reactor_count();
+        let (store, rooms_boot) = open_rooms_store(&mut config, n);
         let mut services: Vec<(usize, u16)> = config
             .enabled_apps()
             .into_iter()
@@ -161,6 +220,8 @@ impl Server {
             connections: AtomicUsize::new(0),
             undrained: AtomicUsize::new(n),
             per_ip: Mutex::new(HashMap::new()),
+            store_healthy: store.as_ref().map(|s| s.healthy.clone()),
+            rooms_boot: Mutex::new(rooms_boot),
         });
         let mut threads = Vec::new();
         for (i, (poll, listeners)) in polls.into_iter().zip(per_reactor).enumerate() {
@@ -174,6 +235,7 @@ impl Server {
             shared,
             threads,
             addrs,
+            store,
         })
     }
 
@@ -218,14 +280,18 @@ impl Server {
     }
 
     /// Waits for every reactor to finish; returns the first error a reactor hit.
-    pub fn join(self) -> io::Result<()> {
+    pub fn join(mut self) -> io::Result<()> {
         let mut result = Ok(());
-        for t in self.threads {
+        for t in std::mem::take(&mut self.threads) {
             match t.join() {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => result = result.and(Err(e)),
                 Err(_) => result = result.and(Err(io::Error::other("a reactor thread panicked"))),
             }
+        }
+        // The reactors (and their sinks) are gone: the store writes its last batch.
+        if let Some(store) = self.store.take() {
+            store.join();
         }
         result
     }

@@ -64,3 +64,19 @@ fn ses_26_jsonwebtoken_tokens_and_ws_client() {
         s.stop(DEADLINE).unwrap();
     }
 }
+
+#[test]
+fn rms_34_ws_client_logs_in_chats_votes_and_counts() {
+    for threads in [1, 4] {
+        let mut c = config(threads, &[AppKind::Rooms]);
+        let dir =
+            std::env::temp_dir().join(format!("sb-rooms-interop-{threads}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        c.rooms_opts.store_path = dir.join("rooms.db");
+        let s = start(c);
+        let url = format!("ws://{}", s.addr(AppKind::Rooms).unwrap());
+        node("rooms.mjs", &[url]);
+        s.stop(DEADLINE).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -177,6 +177,11 @@ where
         self
     }
 
+    /// Removes and returns every effect so far (for tests that inspect bodies).
+    pub fn take(&mut self) -> Vec<Effect<A::Msg>> {
+        std::mem::take(&mut self.pending)
+    }
+
     pub fn clear(&mut self) -> &mut Self {
         self.pending.clear();
         self

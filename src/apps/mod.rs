@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod harness;
 pub mod pair;
+pub mod rooms;
 pub mod session;
 pub mod signal;
 
@@ -140,6 +141,20 @@ pub trait App {
 
     /// Handles one event at `now`, leaving effects in `out`.
     fn handle(&mut self, event: Event<'_, Self::Msg>, now: Millis, out: &mut Outbox<Self::Msg>);
+
+    /// The last word on an upgrade, on the reactor that will hold `conn`, just before the
+    /// `101` (and the Opened event that follows it at once): refuse with a plain answer,
+    /// or add headers to the `101`. For answers that need the owner's state (a per-room
+    /// cap, a user id chosen by the key's owner). Default: accept as routed.
+    fn accept(
+        &mut self,
+        _conn: ConnId,
+        _req: &Request,
+        _now: Millis,
+        _headers: &mut Vec<(String, String)>,
+    ) -> Result<(), Response> {
+        Ok(())
+    }
 }
 
 /// Messages between reactors, one variant per app.
@@ -148,6 +163,7 @@ pub enum AppMsg {
     Pair(pair::PairMsg),
     Signal(signal::SignalMsg),
     Session(session::SessionMsg),
+    Rooms(rooms::RoomsMsg),
     Bench(bench::Never),
 }
 
@@ -161,6 +177,7 @@ pub fn route(
     use crate::config::AppKind;
     match app {
         AppKind::Pair => pair::route(req, websocket),
+        AppKind::Rooms => rooms::route(req, websocket, &config.rooms_opts),
         AppKind::Signal => signal::route(req, websocket, config),
         AppKind::Session => session::route(
             req,
@@ -169,8 +186,6 @@ pub fn route(
             session::unix_now(),
         ),
         AppKind::Bench => bench::route(req, websocket),
-        AppKind::Pester | AppKind::Rooms => {
-            Route::Respond(Response::status(crate::http::Status::NOT_FOUND))
-        }
+        AppKind::Pester => Route::Respond(Response::status(crate::http::Status::NOT_FOUND)),
     }
 }

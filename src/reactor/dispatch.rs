@@ -4,11 +4,12 @@ use super::Reactor;
 use super::inbox::Envelope;
 use crate::apps::bench::Bench;
 use crate::apps::pair::Pair;
+use crate::apps::rooms::{Rooms, store};
 use crate::apps::session::Session;
 use crate::apps::signal::Signal;
 use crate::apps::{App, AppMsg, Effect, Event, Outbox};
 use crate::config::{AppKind, Config};
-use crate::http::Request;
+use crate::http::{Request, Response};
 use crate::router::ConnId;
 
 /// This reactor's instance of every enabled app, with a reusable outbox each.
@@ -17,10 +18,18 @@ pub struct AppSet {
     signal: Option<(Signal, Outbox<<Signal as App>::Msg>)>,
     session: Option<(Session, Outbox<<Session as App>::Msg>)>,
     bench: Option<(Bench, Outbox<<Bench as App>::Msg>)>,
+    rooms: Option<(Rooms, Outbox<<Rooms as App>::Msg>)>,
+}
+
+/// What the rooms instance of one reactor starts from: the rooms it owns, as stored, and
+/// the store's sink.
+pub struct RoomsBoot {
+    pub loaded: std::collections::HashMap<String, store::Loaded>,
+    pub sink: store::ChannelSink,
 }
 
 impl AppSet {
-    pub fn new(me: usize, reactors: usize, config: &Config) -> AppSet {
+    pub fn new(me: usize, reactors: usize, config: &Config, boot: Option<RoomsBoot>) -> AppSet {
         AppSet {
             pair: config
                 .pair
@@ -38,8 +47,36 @@ impl AppSet {
                 .bench
                 .enabled
                 .then(|| (Bench::default(), Outbox::default())),
+            rooms: config.rooms.enabled.then(|| {
+                let (loaded, sink): (_, Box<dyn store::Sink>) = match boot {
+                    Some(b) => (b.loaded, Box::new(b.sink)),
+                    None => {
+                        tracing::error!("rooms runs without its store: nothing is persisted");
+                        (Default::default(), Box::new(store::NullSink))
+                    }
+                };
+                let rooms = Rooms::new(&config.rooms_opts, loaded, sink, random_seed());
+                (rooms, Outbox::default())
+            }),
         }
     }
+}
+
+/// 32 bytes from the OS for the rooms app's user ids.
+fn random_seed() -> [u8; 32] {
+    use std::hash::{BuildHasher, Hasher};
+    use std::io::Read;
+    let mut seed = [0u8; 32];
+    let os = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut seed));
+    if os.is_err() {
+        // std seeds its hash keys from the OS too.
+        for chunk in seed.chunks_mut(8) {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(0);
+            chunk.copy_from_slice(&h.finish().to_le_bytes());
+        }
+    }
+    seed
 }
 
 /// The app-independent form of an [`Event`], converted for each app's message type.
@@ -104,16 +141,43 @@ impl Reactor {
     pub(super) fn dispatch(&mut self, app: AppKind, event: CoreEvent<'_>) {
         match app {
             AppKind::Pair => run_app!(self, pair, AppMsg::Pair, event.into_event()),
+            AppKind::Rooms => run_app!(self, rooms, AppMsg::Rooms, event.into_event()),
             AppKind::Signal => run_app!(self, signal, AppMsg::Signal, event.into_event()),
             AppKind::Session => run_app!(self, session, AppMsg::Session, event.into_event()),
             AppKind::Bench => run_app!(self, bench, AppMsg::Bench, event.into_event()),
-            AppKind::Pester | AppKind::Rooms => {}
+            AppKind::Pester => {}
         }
+    }
+
+    /// The app's last word before the `101` (see [`App::accept`]).
+    pub(super) fn app_accept(
+        &mut self,
+        app: AppKind,
+        conn: ConnId,
+        req: &Request,
+        headers: &mut Vec<(String, String)>,
+    ) -> Result<(), Response> {
+        let now = self.now;
+        match app {
+            AppKind::Pair => self
+                .apps
+                .pair
+                .as_mut()
+                .map(|(a, _)| a.accept(conn, req, now, headers)),
+            AppKind::Rooms => self
+                .apps
+                .rooms
+                .as_mut()
+                .map(|(a, _)| a.accept(conn, req, now, headers)),
+            AppKind::Pester | AppKind::Session | AppKind::Signal | AppKind::Bench => None,
+        }
+        .unwrap_or(Ok(()))
     }
 
     pub(super) fn dispatch_remote(&mut self, msg: AppMsg) {
         match msg {
             AppMsg::Pair(m) => run_app!(self, pair, AppMsg::Pair, Event::Remote(m)),
+            AppMsg::Rooms(m) => run_app!(self, rooms, AppMsg::Rooms, Event::Remote(m)),
             AppMsg::Signal(m) => match m {},
             AppMsg::Session(m) => match m {},
             AppMsg::Bench(never) => match never {},

@@ -226,11 +226,17 @@ impl Reactor {
         max_message: Option<usize>,
         leftover: Vec<u8>,
     ) {
+        let Some((app, id)) = self.conns.get(key).and_then(|c| Some((c.app?, c.id))) else {
+            return;
+        };
+        let mut headers = headers.to_vec();
+        if let Err(r) = self.app_accept(app, id, &req, &mut headers) {
+            return self.respond(key, r, Some(Reject::AppAnswer));
+        }
         let cfg = &self.shared.config;
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
-        let Some(app) = c.app else { return };
         let max = max_message.unwrap_or(cfg.app(app).max_message_bytes);
         c.max_message = max;
         let ws_config = WebSocketConfig::default()
@@ -240,7 +246,7 @@ impl Reactor {
             .max_message_size(Some(max))
             .max_frame_size(Some(max));
         c.out
-            .push(Bytes::from(http::switching_protocols(ws_key, headers)));
+            .push(Bytes::from(http::switching_protocols(ws_key, &headers)));
         c.phase = Phase::Ws(Box::new(WebSocketContext::from_partially_read(
             leftover,
             Role::Server,
@@ -307,6 +313,15 @@ impl Reactor {
             "/healthz" => Response::text(Status::OK, "ok"),
             "/readyz" if self.shared.draining.load(Ordering::Relaxed) => {
                 Response::text(Status::SERVICE_UNAVAILABLE, "draining")
+            }
+            "/readyz"
+                if self
+                    .shared
+                    .store_healthy
+                    .as_ref()
+                    .is_some_and(|h| !h.load(Ordering::Relaxed)) =>
+            {
+                Response::text(Status::SERVICE_UNAVAILABLE, "store unavailable")
             }
             "/readyz" => Response::text(Status::OK, "ready"),
             "/metrics" => Response {

@@ -17,7 +17,7 @@
 
 mod app_http;
 mod conn;
-mod dispatch;
+pub mod dispatch;
 mod http_phase;
 pub mod inbox;
 mod outbound;
@@ -126,7 +126,7 @@ impl Reactor {
         let reactors = shared.reactors;
         Reactor {
             me,
-            apps: AppSet::new(me, reactors, &shared.config),
+            apps: AppSet::new(me, reactors, &shared.config, shared.take_rooms_boot(me)),
             shared,
             poll,
             listeners,
