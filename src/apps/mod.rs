@@ -7,6 +7,7 @@
 
 pub mod harness;
 pub mod pair;
+pub mod pester;
 
 use crate::frame::Frame;
 use crate::http::{Request, Response};
@@ -143,6 +144,7 @@ pub trait App {
 #[derive(Debug)]
 pub enum AppMsg {
     Pair(pair::PairMsg),
+    Pester(pester::PesterMsg),
 }
 
 /// The answer of `app` to a request head before the upgrade.
@@ -150,12 +152,13 @@ pub fn route(
     app: crate::config::AppKind,
     req: &Request,
     websocket: bool,
-    _config: &crate::config::Config,
+    config: &crate::config::Config,
 ) -> Route {
     use crate::config::AppKind;
     match app {
         AppKind::Pair => pair::route(req, websocket),
-        AppKind::Pester | AppKind::Session | AppKind::Rooms | AppKind::Signal => {
+        AppKind::Pester => pester::route(req, websocket, config),
+        AppKind::Session | AppKind::Rooms | AppKind::Signal => {
             Route::Respond(Response::status(crate::http::Status::NOT_FOUND))
         }
     }

@@ -3,6 +3,7 @@
 use super::Reactor;
 use super::inbox::Envelope;
 use crate::apps::pair::Pair;
+use crate::apps::pester::Pester;
 use crate::apps::{App, AppMsg, Effect, Event, Outbox};
 use crate::config::{AppKind, Config};
 use crate::http::Request;
@@ -11,6 +12,7 @@ use crate::router::ConnId;
 /// This reactor's instance of every enabled app, with a reusable outbox each.
 pub struct AppSet {
     pair: Option<(Pair, Outbox<<Pair as App>::Msg>)>,
+    pester: Option<(Pester, Outbox<<Pester as App>::Msg>)>,
 }
 
 impl AppSet {
@@ -20,8 +22,19 @@ impl AppSet {
                 .pair
                 .enabled
                 .then(|| (Pair::new(me, reactors), Outbox::default())),
+            pester: config.pester.enabled.then(|| {
+                let seed = [random_u64(), random_u64()];
+                let app = Pester::new(me, reactors, &config.pester_opts, seed);
+                (app, Outbox::default())
+            }),
         }
     }
+}
+
+/// 64 bits from the OS-seeded keys of `std`'s `RandomState` (unpredictable app seeds).
+fn random_u64() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0u8)
 }
 
 /// The app-independent form of an [`Event`], converted for each app's message type.
@@ -69,13 +82,15 @@ impl Reactor {
     pub(super) fn dispatch(&mut self, app: AppKind, event: CoreEvent<'_>) {
         match app {
             AppKind::Pair => run_app!(self, pair, AppMsg::Pair, event.into_event()),
-            AppKind::Pester | AppKind::Session | AppKind::Rooms | AppKind::Signal => {}
+            AppKind::Pester => run_app!(self, pester, AppMsg::Pester, event.into_event()),
+            AppKind::Session | AppKind::Rooms | AppKind::Signal => {}
         }
     }
 
     pub(super) fn dispatch_remote(&mut self, msg: AppMsg) {
         match msg {
             AppMsg::Pair(m) => run_app!(self, pair, AppMsg::Pair, Event::Remote(m)),
+            AppMsg::Pester(m) => run_app!(self, pester, AppMsg::Pester, Event::Remote(m)),
         }
     }
 
