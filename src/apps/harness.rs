@@ -163,6 +163,11 @@ where
         self
     }
 
+    /// Removes and returns every effect not yet asserted.
+    pub fn take(&mut self) -> Vec<Effect<A::Msg>> {
+        std::mem::take(&mut self.pending)
+    }
+
     pub fn expect_nothing(&mut self) -> &mut Self {
         assert!(
             self.pending.is_empty(),

@@ -142,7 +142,7 @@ pub fn error_response(code: ErrorCode) -> Response {
     })
 }
 
-fn empty_400() -> Response {
+pub(super) fn empty_400() -> Response {
     Response {
         status: Status::BAD_REQUEST,
         content_type: "text/html",
@@ -151,7 +151,7 @@ fn empty_400() -> Response {
     }
 }
 
-fn payload_response(body: Vec<u8>) -> Response {
+pub(super) fn payload_response(body: Vec<u8>) -> Response {
     cors(Response {
         status: Status::OK,
         content_type: "text/plain; charset=UTF-8",
@@ -160,7 +160,7 @@ fn payload_response(body: Vec<u8>) -> Response {
     })
 }
 
-fn ok_response() -> Response {
+pub(super) fn ok_response() -> Response {
     cors(Response {
         status: Status::OK,
         content_type: "text/html",
