@@ -187,7 +187,7 @@ impl Pester {
         self.hub
     }
 
-    fn to_hub(&mut self, peer: Peer, input: HubInput, now: Millis, out: &mut Outbox<PesterMsg>) {
+    fn send_hub(&mut self, peer: Peer, input: HubInput, now: Millis, out: &mut Outbox<PesterMsg>) {
         if self.hub == self.me {
             self.hub_handle(peer, input, now, out);
         } else {
@@ -200,7 +200,7 @@ impl Pester {
         while !self.engine.to_hub.is_empty() {
             let inputs = std::mem::take(&mut self.engine.to_hub);
             for (peer, input) in inputs {
-                self.to_hub(peer, input, now, out);
+                self.send_hub(peer, input, now, out);
             }
         }
     }
@@ -259,7 +259,7 @@ impl Pester {
 
     fn raw_input(&mut self, conn: ConnId, text: &str, now: Millis, out: &mut Outbox<PesterMsg>) {
         let msg = channel::decode_raw(text);
-        self.to_hub(Peer::Raw(conn), HubInput::Msg { msg, ack: None }, now, out);
+        self.send_hub(Peer::Raw(conn), HubInput::Msg { msg, ack: None }, now, out);
     }
 }
 
@@ -292,7 +292,7 @@ impl App for Pester {
             }
             Event::Closed { conn } => {
                 if self.raw.remove(conn).is_some() {
-                    self.to_hub(Peer::Raw(conn), HubInput::Disconnect, now, out);
+                    self.send_hub(Peer::Raw(conn), HubInput::Disconnect, now, out);
                 } else {
                     self.engine.closed(conn, out);
                 }
