@@ -14,6 +14,15 @@ use tungstenite::protocol::WebSocketContext;
 pub enum Phase {
     /// Reading the HTTP request head (bounded by the handshake deadline and header cap).
     Http { head: Vec<u8> },
+    /// Reading the body of a request the app will answer.
+    HttpBody {
+        req: Box<crate::http::Request>,
+        body: Vec<u8>,
+        need: usize,
+        owner: Option<Vec<u8>>,
+    },
+    /// The app holds the request (`Event::Http`) and answers it with `Effect::Respond`.
+    HttpApp,
     /// An open WebSocket.
     Ws(Box<WebSocketContext>),
     /// A last frame or response is queued: write it, then (when `linger`) half-close and

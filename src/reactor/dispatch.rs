@@ -39,10 +39,26 @@ fn random_u64() -> u64 {
 
 /// The app-independent form of an [`Event`], converted for each app's message type.
 pub enum CoreEvent<'a> {
-    Opened { conn: ConnId, req: &'a Request },
-    Text { conn: ConnId, text: &'a str },
-    Binary { conn: ConnId, data: &'a [u8] },
-    Closed { conn: ConnId },
+    Opened {
+        conn: ConnId,
+        req: &'a Request,
+    },
+    Http {
+        conn: ConnId,
+        req: &'a Request,
+        body: &'a [u8],
+    },
+    Text {
+        conn: ConnId,
+        text: &'a str,
+    },
+    Binary {
+        conn: ConnId,
+        data: &'a [u8],
+    },
+    Closed {
+        conn: ConnId,
+    },
     Tick,
     TurnEnd,
     Shutdown,
@@ -52,6 +68,7 @@ impl<'a> CoreEvent<'a> {
     fn into_event<M>(self) -> Event<'a, M> {
         match self {
             CoreEvent::Opened { conn, req } => Event::Opened { conn, req },
+            CoreEvent::Http { conn, req, body } => Event::Http { conn, req, body },
             CoreEvent::Text { conn, text } => Event::Text { conn, text },
             CoreEvent::Binary { conn, data } => Event::Binary { conn, data },
             CoreEvent::Closed { conn } => Event::Closed { conn },

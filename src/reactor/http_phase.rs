@@ -2,7 +2,7 @@
 //! upgrade itself, and the hand-off of a socket to the reactor that owns its key.
 
 use super::conn::Phase;
-use super::inbox::{Envelope, Handoff};
+use super::inbox::{Envelope, Handoff, HandoffKind};
 use super::{Reactor, dispatch::CoreEvent};
 use crate::apps::{self, Route};
 use crate::error::Reject;
@@ -113,9 +113,7 @@ impl Reactor {
             Intent::Plain => {
                 let r = match apps::route(app, &req, false, cfg) {
                     Route::Respond(r) => r,
-                    Route::Http { .. } => {
-                        Response::text(Status(501, "Not Implemented"), "Not Implemented")
-                    }
+                    Route::Http { owner } => return self.app_request(key, req, leftover, owner),
                     Route::Upgrade { .. } => {
                         Response::text(Status::UPGRADE_REQUIRED, "Upgrade Required")
                     }
@@ -157,6 +155,21 @@ impl Reactor {
         if target == self.me {
             return self.upgrade(key, req, &ws_key, &headers, max_message, leftover);
         }
+        self.hand_off(
+            key,
+            target,
+            req,
+            HandoffKind::Upgrade {
+                ws_key,
+                headers,
+                max_message,
+                leftover,
+            },
+        );
+    }
+
+    /// Moves a connection (not yet upgraded) to reactor `target`.
+    pub(super) fn hand_off(&mut self, key: usize, target: usize, req: Request, kind: HandoffKind) {
         let mut c = self.conns.remove(key);
         let _ = self.poll.registry().deregister(&mut c.sock);
         self.outgoing[target].push(Envelope::Handoff(Box::new(Handoff {
@@ -164,11 +177,8 @@ impl Reactor {
             peer: c.peer,
             service: c.service,
             req,
-            ws_key,
-            headers,
-            max_message,
-            leftover,
             ip_counted: c.ip_counted,
+            kind,
         })));
     }
 
@@ -190,7 +200,15 @@ impl Reactor {
             let r = Response::text(Status::SERVICE_UNAVAILABLE, "Server shutting down");
             return self.respond(key, r, Some(Reject::Draining));
         }
-        self.upgrade(key, h.req, &h.ws_key, &h.headers, h.max_message, h.leftover);
+        match h.kind {
+            HandoffKind::Upgrade {
+                ws_key,
+                headers,
+                max_message,
+                leftover,
+            } => self.upgrade(key, h.req, &ws_key, &headers, max_message, leftover),
+            HandoffKind::Http { body } => self.give_to_app(key, h.req, body),
+        }
     }
 
     /// Answers 101, starts the WebSocket, and tells the app.
@@ -265,12 +283,9 @@ impl Reactor {
         self.mark_dirty(key);
     }
 
-    /// The app's answer to an [`crate::apps::Event::Http`] request.
-    pub(super) fn app_respond(&mut self, _to: crate::router::ConnId, _r: Response) {}
-
     pub(super) fn handshake_timeout_or_drop(&mut self, key: usize) {
         match self.conns.get(key).map(|c| &c.phase) {
-            Some(Phase::Http { .. }) => {
+            Some(Phase::Http { .. } | Phase::HttpBody { .. }) => {
                 let r = Response::status(Status::REQUEST_TIMEOUT);
                 self.respond(key, r, Some(Reject::Timeout));
                 // No second chance: the linger deadline is short and input is discarded.

@@ -13,20 +13,30 @@ use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 
-/// An upgraded-to-be socket moving to the reactor that owns its key.
+/// A socket moving to the reactor that owns its key, with its parsed request.
 #[derive(Debug)]
 pub struct Handoff {
     pub sock: mio::net::TcpStream,
     pub peer: SocketAddr,
     pub service: usize,
     pub req: Request,
-    pub ws_key: String,
-    pub headers: Vec<(String, String)>,
-    pub max_message: Option<usize>,
-    /// Bytes read after the request head (the client's first frames).
-    pub leftover: Vec<u8>,
     /// The address counted against the per-IP cap, if one is on.
     pub ip_counted: Option<IpAddr>,
+    pub kind: HandoffKind,
+}
+
+#[derive(Debug)]
+pub enum HandoffKind {
+    /// Upgrade it there.
+    Upgrade {
+        ws_key: String,
+        headers: Vec<(String, String)>,
+        max_message: Option<usize>,
+        /// Bytes read after the request head (the client's first frames).
+        leftover: Vec<u8>,
+    },
+    /// Give the request to the app there.
+    Http { body: Vec<u8> },
 }
 
 #[derive(Debug)]
@@ -35,6 +45,7 @@ pub enum Envelope {
     Close(ConnId, Option<(u16, Cow<'static, str>)>),
     App(AppMsg),
     Handoff(Box<Handoff>),
+    Respond(ConnId, crate::http::Response),
     Shutdown,
 }
 

@@ -15,6 +15,7 @@
 //! Batches to other reactors are posted before the flush, so a Closed handed to a key's
 //! owner is queued there before the client can see its close reply.
 
+mod app_http;
 mod conn;
 mod dispatch;
 mod http_phase;
@@ -270,6 +271,7 @@ impl Reactor {
             Envelope::Close(to, close) => self.app_close_local(to, close),
             Envelope::App(msg) => self.dispatch_remote(msg),
             Envelope::Handoff(h) => self.adopt(*h),
+            Envelope::Respond(to, r) => self.app_respond(to, r),
             Envelope::Shutdown => self.begin_shutdown(),
         }
     }
@@ -403,7 +405,9 @@ impl Reactor {
             let stalled =
                 stall > 0 && !c.out.is_empty() && now.saturating_sub(c.last_write) >= stall;
             match &c.phase {
-                Phase::Http { .. } if now >= c.deadline => timed_out.push((key, None)),
+                Phase::Http { .. } | Phase::HttpBody { .. } if now >= c.deadline => {
+                    timed_out.push((key, None))
+                }
                 Phase::Ws(_) if now.saturating_sub(c.last_recv) >= silence => {
                     timed_out.push((key, Some(Disconnect::PingTimeout)))
                 }

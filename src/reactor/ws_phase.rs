@@ -33,6 +33,8 @@ impl Reactor {
         }
         match c.phase {
             Phase::Http { .. } => self.read_http(key),
+            Phase::HttpBody { .. } => self.read_body(key),
+            Phase::HttpApp => self.watch_http_app(key),
             Phase::Ws(_) => self.read_ws(key),
             Phase::Closing { .. } => self.discard_input(key),
             Phase::Dead => {}
@@ -302,7 +304,7 @@ impl Reactor {
         self.owe_closed(key);
     }
 
-    fn owe_closed(&mut self, key: usize) {
+    pub(super) fn owe_closed(&mut self, key: usize) {
         if let Some(c) = self.conns.get_mut(key)
             && c.opened
         {
