@@ -38,3 +38,13 @@ fn par_18_ws_client_pairs_relays_and_requeues() {
         s.stop(DEADLINE).unwrap();
     }
 }
+
+#[test]
+fn pst_72_socket_io_client_default_websocket_polling_and_mixed() {
+    for threads in [1, 4] {
+        let s = start(config(threads, &[AppKind::Pester]));
+        let url = format!("http://{}", s.addr(AppKind::Pester).unwrap());
+        node("pester.mjs", &[url]);
+        s.stop(DEADLINE).unwrap();
+    }
+}
