@@ -232,6 +232,38 @@ impl RoomsFlags {
     }
 }
 
+macro_rules! pester_flags {
+    ($($field:ident: $ty:ty, $flag:literal, $env:literal, $help:literal;)*) => {
+        /// pester's own settings (`[pester]` in TOML).
+        #[derive(Debug, Args)]
+        pub struct PesterFlags {
+            $(
+                #[arg(long = $flag, env = $env, help = $help)]
+                pub $field: Option<$ty>,
+            )*
+        }
+
+        impl PesterFlags {
+            fn apply(&self, cfg: &mut Config) {
+                $( if let Some(v) = self.$field { cfg.pester_opts.$field = v; } )*
+            }
+        }
+    };
+}
+
+pester_flags! {
+    max_payload: usize, "pester-max-payload", "SWITCHBOARD_PESTER_MAX_PAYLOAD", "Engine.IO maxPayload (bytes) [default: 1000000]";
+    ping_interval_ms: u64, "pester-ping-interval-ms", "SWITCHBOARD_PESTER_PING_INTERVAL_MS", "Engine.IO ping interval [default: 25000]";
+    ping_timeout_ms: u64, "pester-ping-timeout-ms", "SWITCHBOARD_PESTER_PING_TIMEOUT_MS", "Engine.IO pong timeout [default: 20000]";
+    upgrade_timeout_ms: u64, "pester-upgrade-timeout-ms", "SWITCHBOARD_PESTER_UPGRADE_TIMEOUT_MS", "Time for a probing WebSocket to upgrade [default: 10000]";
+    connect_timeout_ms: u64, "pester-connect-timeout-ms", "SWITCHBOARD_PESTER_CONNECT_TIMEOUT_MS", "Time a session may stay without a namespace [default: 45000]";
+    max_attachments: usize, "pester-max-attachments", "SWITCHBOARD_PESTER_MAX_ATTACHMENTS", "Binary attachments per Socket.IO packet [default: 10]";
+    max_buffered_bytes: usize, "pester-max-buffered-bytes", "SWITCHBOARD_PESTER_MAX_BUFFERED_BYTES", "Packets queued per polling session [default: 1048576]";
+    max_user_id_bytes: usize, "pester-max-user-id-bytes", "SWITCHBOARD_PESTER_MAX_USER_ID_BYTES", "Longest user id [default: 256]";
+    max_channels_per_user: usize, "pester-max-channels-per-user", "SWITCHBOARD_PESTER_MAX_CHANNELS_PER_USER", "Channels per user [default: 1000]";
+    max_pending_invites_per_user: usize, "pester-max-pending-invites-per-user", "SWITCHBOARD_PESTER_MAX_PENDING_INVITES_PER_USER", "Pending invites per invitee [default: 100]";
+}
+
 #[derive(Debug, Args)]
 pub struct Opts {
     /// TOML file with settings (flags and environment variables win over it).
@@ -263,6 +295,8 @@ pub struct Opts {
     pub session: SessionFlags,
     #[command(flatten)]
     pub rooms: RoomsFlags,
+    #[command(flatten)]
+    pub pester: PesterFlags,
     /// Connections per process; HTTP 503 over it [default: 100000].
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
@@ -417,6 +451,7 @@ impl Opts {
         self.app.apply(&mut cfg);
         self.signal.apply(&mut cfg);
         self.rooms.apply(&mut cfg);
+        self.pester.apply(&mut cfg);
         cfg.validate()?;
         Ok((cfg, notes))
     }
@@ -518,6 +553,18 @@ mod tests {
         .resolve(None)
         .unwrap_err();
         assert!(err.contains("\"none\""), "{err}");
+    }
+
+    #[test]
+    fn pester_flags_set_pester_options() {
+        let c = opts(&["--apps", "pester", "--pester-ping-interval-ms", "500"])
+            .resolve(None)
+            .unwrap();
+        assert_eq!(c.pester_opts.ping_interval_ms, 500);
+        let f: FileConfig = toml::from_str("[pester]\nport = 1\nmax_attachments = 3\n").unwrap();
+        let mut c = Config::default();
+        f.apply(&mut c);
+        assert_eq!((c.pester.port, c.pester_opts.max_attachments), (1, 3));
     }
 
     #[test]

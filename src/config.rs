@@ -32,7 +32,8 @@ impl AppKind {
         AppKind::Bench,
     ];
     /// Apps that are built in this binary.
-    pub const IMPLEMENTED: [AppKind; 5] = [
+    pub const IMPLEMENTED: [AppKind; 6] = [
+        AppKind::Pester,
         AppKind::Session,
         AppKind::Rooms,
         AppKind::Pair,
@@ -274,6 +275,65 @@ impl Default for RoomsConfig {
     }
 }
 
+/// pester's own settings (`[pester]` in TOML, next to `port` and `max_message_bytes`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PesterConfig {
+    /// Engine.IO `maxPayload`: WebSocket messages (1009) and polling POST bodies (413).
+    pub max_payload: usize,
+    pub ping_interval_ms: u64,
+    pub ping_timeout_ms: u64,
+    /// Time a probing WebSocket has to send `5`.
+    pub upgrade_timeout_ms: u64,
+    /// Time a session may go without a connected namespace.
+    pub connect_timeout_ms: u64,
+    pub max_attachments: usize,
+    /// Packets queued for one polling session before it is closed.
+    pub max_buffered_bytes: usize,
+    pub max_user_id_bytes: usize,
+    pub max_channels_per_user: usize,
+    pub max_pending_invites_per_user: usize,
+}
+
+impl Default for PesterConfig {
+    fn default() -> Self {
+        PesterConfig {
+            max_payload: 1_000_000,
+            ping_interval_ms: 25_000,
+            ping_timeout_ms: 20_000,
+            upgrade_timeout_ms: 10_000,
+            connect_timeout_ms: 45_000,
+            max_attachments: 10,
+            max_buffered_bytes: 1 << 20,
+            max_user_id_bytes: 256,
+            max_channels_per_user: 1000,
+            max_pending_invites_per_user: 100,
+        }
+    }
+}
+
+impl PesterConfig {
+    pub fn limits(&self) -> crate::apps::pester::channel::Limits {
+        crate::apps::pester::channel::Limits {
+            max_user_id_bytes: self.max_user_id_bytes,
+            max_channels_per_user: self.max_channels_per_user,
+            max_pending_invites_per_user: self.max_pending_invites_per_user,
+        }
+    }
+
+    pub fn settings(&self) -> crate::apps::pester::session::Settings {
+        crate::apps::pester::session::Settings {
+            ping_interval_ms: self.ping_interval_ms,
+            ping_timeout_ms: self.ping_timeout_ms,
+            upgrade_timeout_ms: self.upgrade_timeout_ms,
+            connect_timeout_ms: self.connect_timeout_ms,
+            max_attachments: self.max_attachments,
+            max_buffered_bytes: self.max_buffered_bytes,
+            max_payload: self.max_payload,
+        }
+    }
+}
+
 /// The whole resolved configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -318,6 +378,7 @@ pub struct Config {
     /// tracing-subscriber filter, e.g. `info` or `switchboard=debug`.
     pub log_level: String,
     pub pester: AppConfig,
+    pub pester_opts: PesterConfig,
     pub session: AppConfig,
     pub session_settings: SessionSettings,
     pub rooms: AppConfig,
@@ -358,7 +419,8 @@ impl Default for Config {
             shutdown_grace_ms: 10_000,
             log_format: LogFormat::Text,
             log_level: "info".into(),
-            pester: app(AppKind::Pester, 65_536),
+            pester: app(AppKind::Pester, 1_000_000),
+            pester_opts: PesterConfig::default(),
             session: app(AppKind::Session, 65_536),
             session_settings: SessionSettings::default(),
             rooms: app(AppKind::Rooms, 1 << 20),
@@ -512,7 +574,7 @@ pub struct FileConfig {
     pub shutdown_grace_ms: Option<u64>,
     pub log_format: Option<LogFormat>,
     pub log_level: Option<String>,
-    pub pester: Option<FileAppConfig>,
+    pub pester: Option<FilePesterConfig>,
     pub session: Option<FileSessionConfig>,
     pub rooms: Option<FileRoomsSection>,
     pub pair: Option<FileAppConfig>,
@@ -664,6 +726,51 @@ impl<'de> Deserialize<'de> for FileRoomsSection {
     }
 }
 
+/// `[pester]`: the common app keys plus pester's own.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilePesterConfig {
+    pub enabled: Option<bool>,
+    pub port: Option<u16>,
+    pub max_message_bytes: Option<usize>,
+    pub max_payload: Option<usize>,
+    pub ping_interval_ms: Option<u64>,
+    pub ping_timeout_ms: Option<u64>,
+    pub upgrade_timeout_ms: Option<u64>,
+    pub connect_timeout_ms: Option<u64>,
+    pub max_attachments: Option<usize>,
+    pub max_buffered_bytes: Option<usize>,
+    pub max_user_id_bytes: Option<usize>,
+    pub max_channels_per_user: Option<usize>,
+    pub max_pending_invites_per_user: Option<usize>,
+}
+
+impl FilePesterConfig {
+    /// Splits into the common section and lays pester's own keys over `opts`.
+    fn split(self, opts: &mut PesterConfig) -> FileAppConfig {
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f { opts.$f = v; } )* };
+        }
+        set!(
+            max_payload,
+            ping_interval_ms,
+            ping_timeout_ms,
+            upgrade_timeout_ms,
+            connect_timeout_ms,
+            max_attachments,
+            max_buffered_bytes,
+            max_user_id_bytes,
+            max_channels_per_user,
+            max_pending_invites_per_user
+        );
+        FileAppConfig {
+            enabled: self.enabled,
+            port: self.port,
+            max_message_bytes: self.max_message_bytes,
+        }
+    }
+}
+
 impl FileConfig {
     pub fn load(path: &Path) -> Result<FileConfig, String> {
         let text = std::fs::read_to_string(path)
@@ -704,7 +811,10 @@ impl FileConfig {
             r.app
         });
         let sections = [
-            (AppKind::Pester, self.pester),
+            (
+                AppKind::Pester,
+                self.pester.map(|p| p.split(&mut cfg.pester_opts)),
+            ),
             (AppKind::Rooms, rooms),
             (AppKind::Pair, self.pair),
             (AppKind::Signal, self.signal.map(|s| s.apply(cfg))),

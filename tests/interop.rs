@@ -80,3 +80,13 @@ fn rms_34_ws_client_logs_in_chats_votes_and_counts() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn pst_72_socket_io_client_default_websocket_polling_and_mixed() {
+    for threads in [1, 4] {
+        let s = start(config(threads, &[AppKind::Pester]));
+        let url = format!("http://{}", s.addr(AppKind::Pester).unwrap());
+        node("pester.mjs", &[url]);
+        s.stop(DEADLINE).unwrap();
+    }
+}

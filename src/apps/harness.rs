@@ -168,6 +168,11 @@ where
         self
     }
 
+    /// Removes and returns every effect not yet asserted.
+    pub fn take(&mut self) -> Vec<Effect<A::Msg>> {
+        std::mem::take(&mut self.pending)
+    }
+
     pub fn expect_nothing(&mut self) -> &mut Self {
         assert!(
             self.pending.is_empty(),
@@ -175,11 +180,6 @@ where
             self.pending
         );
         self
-    }
-
-    /// Removes and returns every effect so far (for tests that inspect bodies).
-    pub fn take(&mut self) -> Vec<Effect<A::Msg>> {
-        std::mem::take(&mut self.pending)
     }
 
     pub fn clear(&mut self) -> &mut Self {

@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod harness;
 pub mod pair;
+pub mod pester;
 pub mod rooms;
 pub mod session;
 pub mod signal;
@@ -164,6 +165,7 @@ pub enum AppMsg {
     Signal(signal::SignalMsg),
     Session(session::SessionMsg),
     Rooms(rooms::RoomsMsg),
+    Pester(pester::PesterMsg),
     Bench(bench::Never),
 }
 
@@ -177,6 +179,7 @@ pub fn route(
     use crate::config::AppKind;
     match app {
         AppKind::Pair => pair::route(req, websocket),
+        AppKind::Pester => pester::route(req, websocket, config),
         AppKind::Rooms => rooms::route(req, websocket, &config.rooms_opts),
         AppKind::Signal => signal::route(req, websocket, config),
         AppKind::Session => session::route(
@@ -186,6 +189,5 @@ pub fn route(
             session::unix_now(),
         ),
         AppKind::Bench => bench::route(req, websocket),
-        AppKind::Pester => Route::Respond(Response::status(crate::http::Status::NOT_FOUND)),
     }
 }

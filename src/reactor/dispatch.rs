@@ -4,6 +4,7 @@ use super::Reactor;
 use super::inbox::Envelope;
 use crate::apps::bench::Bench;
 use crate::apps::pair::Pair;
+use crate::apps::pester::Pester;
 use crate::apps::rooms::{Rooms, store};
 use crate::apps::session::Session;
 use crate::apps::signal::Signal;
@@ -19,6 +20,7 @@ pub struct AppSet {
     session: Option<(Session, Outbox<<Session as App>::Msg>)>,
     bench: Option<(Bench, Outbox<<Bench as App>::Msg>)>,
     rooms: Option<(Rooms, Outbox<<Rooms as App>::Msg>)>,
+    pester: Option<(Pester, Outbox<<Pester as App>::Msg>)>,
 }
 
 /// What the rooms instance of one reactor starts from: the rooms it owns, as stored, and
@@ -58,6 +60,11 @@ impl AppSet {
                 let rooms = Rooms::new(&config.rooms_opts, loaded, sink, random_seed());
                 (rooms, Outbox::default())
             }),
+            pester: config.pester.enabled.then(|| {
+                let seed = [random_u64(), random_u64()];
+                let app = Pester::new(me, reactors, &config.pester_opts, seed);
+                (app, Outbox::default())
+            }),
         }
     }
 }
@@ -77,6 +84,12 @@ fn random_seed() -> [u8; 32] {
         }
     }
     seed
+}
+
+/// 64 bits from the OS-seeded keys of `std`'s `RandomState` (unpredictable app seeds).
+fn random_u64() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0u8)
 }
 
 /// The app-independent form of an [`Event`], converted for each app's message type.
@@ -141,11 +154,11 @@ impl Reactor {
     pub(super) fn dispatch(&mut self, app: AppKind, event: CoreEvent<'_>) {
         match app {
             AppKind::Pair => run_app!(self, pair, AppMsg::Pair, event.into_event()),
+            AppKind::Pester => run_app!(self, pester, AppMsg::Pester, event.into_event()),
             AppKind::Rooms => run_app!(self, rooms, AppMsg::Rooms, event.into_event()),
             AppKind::Signal => run_app!(self, signal, AppMsg::Signal, event.into_event()),
             AppKind::Session => run_app!(self, session, AppMsg::Session, event.into_event()),
             AppKind::Bench => run_app!(self, bench, AppMsg::Bench, event.into_event()),
-            AppKind::Pester => {}
         }
     }
 
@@ -177,6 +190,7 @@ impl Reactor {
     pub(super) fn dispatch_remote(&mut self, msg: AppMsg) {
         match msg {
             AppMsg::Pair(m) => run_app!(self, pair, AppMsg::Pair, Event::Remote(m)),
+            AppMsg::Pester(m) => run_app!(self, pester, AppMsg::Pester, Event::Remote(m)),
             AppMsg::Rooms(m) => run_app!(self, rooms, AppMsg::Rooms, Event::Remote(m)),
             AppMsg::Signal(m) => match m {},
             AppMsg::Session(m) => match m {},
