@@ -360,9 +360,15 @@ impl Reactor {
             c.last_write = self.now;
         }
         c.out.push(frame);
-        let service = c.service;
-        bump(&self.stats(service).messages_out, 1);
-        self.mark_dirty(key);
+        // Marked dirty here rather than by `mark_dirty`: the hot path looks the slab up once.
+        if !c.dirty {
+            c.dirty = true;
+            self.dirty.push(key);
+        }
+        bump(
+            &self.shared.stats[self.me].services[c.service].messages_out,
+            1,
+        );
     }
 
     /// Writes a connection's queue once; finishes a closing connection once it is empty.

@@ -76,6 +76,17 @@ struct FanoutArgs {
     window: usize,
     #[arg(long, default_value_t = 64)]
     size: usize,
+    /// Which protocol the rooms speak.
+    #[arg(long, value_enum, default_value = "generic")]
+    app: FanoutApp,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum FanoutApp {
+    /// The peers' generic room protocol (and switchboard's bench app).
+    Generic,
+    /// switchboard's rooms app: subscribers send `subscribe chat`, publishers send `chat`.
+    Rooms,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
@@ -175,17 +186,36 @@ fn fanout(a: FanoutArgs) {
     let mut paths = Vec::new();
     for r in 0..a.rooms {
         for _ in 0..members {
-            paths.push(path_for(proto, &format!("fanout-{r}")));
+            paths.push(match a.app {
+                FanoutApp::Generic => path_for(proto, &format!("fanout-{r}")),
+                FanoutApp::Rooms => format!("/websocket?room=fanout-{r}"),
+            });
         }
     }
     let keys = open_all(&mut pool, &paths, c.concurrency);
+    if a.app == FanoutApp::Rooms {
+        for r in 0..a.rooms {
+            for s in 0..a.subs {
+                pool.send(
+                    keys[r * members + s],
+                    br#"{"type":"subscribe","data":"chat"}"#,
+                );
+            }
+        }
+        pool.flush();
+    }
     // Give the server a moment to finish joins (Socket.IO joins after the connect ack).
-    settle(&mut pool, 200);
+    settle(&mut pool, 300);
     let publishers: Vec<usize> = (0..a.rooms)
         .flat_map(|r| (0..a.pubs).map(move |p| r * members + a.subs + p))
         .map(|i| keys[i])
         .collect();
-    let receivers = (members - 1) as u32;
+    // Rooms: only subscribers get chats (publishers do not subscribe).
+    let receivers = match a.app {
+        FanoutApp::Generic => (members - 1) as u32,
+        FanoutApp::Rooms => a.subs as u32,
+    };
+    let rooms_app = a.app == FanoutApp::Rooms;
     let window = a.window.max(1);
     let mut ring = vec![vec![0u32; window]; publishers.len()];
     let mut next_seq = vec![0u32; publishers.len()];
@@ -196,7 +226,13 @@ fn fanout(a: FanoutArgs) {
         next_seq[p] += 1;
         ring[p][seq as usize % window] = receivers;
         payload.clear();
+        if rooms_app {
+            payload.extend_from_slice(br#"{"type":"chat","data":""#);
+        }
         wire::stamp(&mut payload, p as u32, seq, now_us(start), a.size);
+        if rooms_app {
+            payload.extend_from_slice(br#""}"#);
+        }
         pool.send(publishers[p], &payload);
     };
     for p in 0..publishers.len() {
@@ -230,7 +266,15 @@ fn fanout(a: FanoutArgs) {
         for ev in &inbox {
             match &ev.kind {
                 Kind::Message(r) => {
-                    let Some((p, seq, sent)) = wire::read_stamp(&pool.arena[r.clone()]) else {
+                    let mut body = &pool.arena[r.clone()];
+                    if rooms_app {
+                        const MARK: &[u8] = br#""message":""#;
+                        match body.windows(MARK.len()).position(|w| w == MARK) {
+                            Some(i) => body = &body[i + MARK.len()..],
+                            None => continue,
+                        }
+                    }
+                    let Some((p, seq, sent)) = wire::read_stamp(body) else {
                         continue;
                     };
                     last_progress = now;
