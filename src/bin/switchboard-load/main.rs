@@ -33,6 +33,26 @@ enum Scenario {
     Relay(RelayArgs),
     /// C connections opened with bounded concurrency, then held idle.
     Conns(ConnsArgs),
+    /// session app: M members of one room, S of them sending with W messages in flight;
+    /// a message completes when its sender sees it in a snapshot.
+    Session(SessionArgs),
+}
+
+#[derive(Args)]
+struct SessionArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The server's JWT_SECRET.
+    #[arg(long, env = "JWT_SECRET")]
+    secret: String,
+    #[arg(long, default_value_t = 100)]
+    members: usize,
+    #[arg(long, default_value_t = 10)]
+    senders: usize,
+    #[arg(long, default_value_t = 1)]
+    window: usize,
+    #[arg(long, default_value_t = 64)]
+    size: usize,
 }
 
 #[derive(Args, Clone)]
@@ -534,8 +554,147 @@ fn conns(a: ConnsArgs) {
     pool.close_all();
 }
 
+fn session(a: SessionArgs) {
+    let c = &a.common;
+    let mut pool = Pool::new(addr_of(&c.addr), Proto::Raw).unwrap_or_else(|e| die(&e.to_string()));
+    let host = addr_of(&c.addr).to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let paths: Vec<String> = (0..a.members)
+        .map(|i| {
+            let t = switchboard::apps::session::jwt::mint(
+                &format!("load-{i}"),
+                "load-room",
+                &host,
+                now,
+                3600,
+                a.secret.as_bytes(),
+            );
+            format!("/?token={t}")
+        })
+        .collect();
+    let keys = open_all(&mut pool, &paths, c.concurrency);
+    settle(&mut pool, 500);
+    let senders = &keys[..a.senders.min(keys.len())];
+    let start = Instant::now();
+    // Outstanding stamps per sender, oldest first.
+    let mut outstanding: Vec<std::collections::VecDeque<Vec<u8>>> =
+        vec![Default::default(); senders.len()];
+    let mut seq = 0u32;
+    let send = |pool: &mut Pool,
+                s: usize,
+                out: &mut [std::collections::VecDeque<Vec<u8>>],
+                seq: &mut u32| {
+        let mut p = Vec::new();
+        wire::stamp(&mut p, s as u32, *seq, now_us(start), a.size);
+        *seq += 1;
+        pool.send(senders[s], &p);
+        out[s].push_back(p[..wire::STAMP_LEN].to_vec());
+    };
+    for s in 0..senders.len() {
+        for _ in 0..a.window.max(1) {
+            send(&mut pool, s, &mut outstanding, &mut seq);
+        }
+    }
+    pool.flush();
+    let (mut accepted, mut snapshots, mut bytes) = (0u64, 0u64, 0u64);
+    let mut hist = Histogram::default();
+    let (mut window_m, mut measuring) = (None, false);
+    let warm_end = start + Duration::from_secs_f64(c.warmup);
+    let end = warm_end + Duration::from_secs_f64(c.duration);
+    let mut last_progress = Instant::now();
+    let sender_of: std::collections::HashMap<usize, usize> =
+        senders.iter().enumerate().map(|(i, &k)| (k, i)).collect();
+    loop {
+        let now = Instant::now();
+        if !measuring && now >= warm_end {
+            measuring = true;
+            window_m = Some(Window::start(c.server_pid));
+        }
+        if now >= end {
+            break;
+        }
+        if now - last_progress > Duration::from_secs(5) {
+            die("no snapshot completed a message for 5 s");
+        }
+        pool.turn(Duration::from_millis(10))
+            .unwrap_or_else(|e| die(&e.to_string()));
+        let t = now_us(start);
+        let inbox = std::mem::take(&mut pool.inbox);
+        for ev in &inbox {
+            let Kind::Message(r) = &ev.kind else {
+                if matches!(ev.kind, Kind::Closed) {
+                    die("a member was closed");
+                }
+                continue;
+            };
+            if measuring {
+                snapshots += 1;
+                bytes += r.len() as u64;
+            }
+            let Some(&s) = sender_of.get(&ev.key) else {
+                continue;
+            };
+            let body = &pool.arena[r.clone()];
+            let mut done = 0;
+            while let Some(stamp) = outstanding[s].get(done) {
+                if body.windows(stamp.len()).any(|w| w == &stamp[..]) {
+                    done += 1;
+                } else {
+                    break;
+                }
+            }
+            for _ in 0..done {
+                let stamp = outstanding[s].pop_front().expect("counted above");
+                last_progress = now;
+                if measuring {
+                    accepted += 1;
+                    if let Some((_, _, sent)) = wire::read_stamp(&stamp) {
+                        hist.record(t.saturating_sub(sent));
+                    }
+                }
+                send(&mut pool, s, &mut outstanding, &mut seq);
+            }
+        }
+        pool.inbox = inbox;
+        pool.flush();
+    }
+    let m = window_m
+        .expect("the window started before the end")
+        .finish();
+    report(&[
+        ("scenario", "session".into()),
+        ("members", a.members.to_string()),
+        ("senders", a.senders.to_string()),
+        ("window", a.window.to_string()),
+        ("accepted", accepted.to_string()),
+        ("accepted_per_s", format!("{:.0}", accepted as f64 / m.secs)),
+        (
+            "snapshots_per_s",
+            format!("{:.0}", snapshots as f64 / m.secs),
+        ),
+        (
+            "bytes_per_accepted",
+            format!("{:.0}", bytes as f64 / accepted.max(1) as f64),
+        ),
+        (
+            "server_us_per_accepted",
+            format!("{:.2}", m.server_cpu_us / accepted.max(1) as f64),
+        ),
+        (
+            "server_us_per_snapshot",
+            format!("{:.3}", m.server_cpu_us / snapshots.max(1) as f64),
+        ),
+        ("p50_us", hist.quantile(0.5).to_string()),
+        ("p99_us", hist.quantile(0.99).to_string()),
+    ]);
+    pool.close_all();
+}
+
 fn main() {
     match Cli::parse().scenario {
+        Scenario::Session(a) => session(a),
         Scenario::Fanout(a) => fanout(a),
         Scenario::Relay(a) => relay(a),
         Scenario::Conns(a) => conns(a),
