@@ -142,6 +142,7 @@ app_flags! {
     pair: pair_port, "SWITCHBOARD_PAIR_PORT", pair_max_message_bytes, "SWITCHBOARD_PAIR_MAX_MESSAGE_BYTES";
     signal: signal_port, "SWITCHBOARD_SIGNAL_PORT", signal_max_message_bytes, "SWITCHBOARD_SIGNAL_MAX_MESSAGE_BYTES";
     bench: bench_port, "SWITCHBOARD_BENCH_PORT", bench_max_message_bytes, "SWITCHBOARD_BENCH_MAX_MESSAGE_BYTES";
+    echo: echo_port, "SWITCHBOARD_ECHO_PORT", echo_max_message_bytes, "SWITCHBOARD_ECHO_MAX_MESSAGE_BYTES";
 }
 
 /// The signal app's limits (signal.md "Limits").
@@ -272,7 +273,7 @@ pub struct Opts {
     /// Validate the configuration and exit (same as the check-config command).
     #[arg(long)]
     pub check_config: bool,
-    /// Apps to run, comma-separated (default: every app built in, except bench).
+    /// Apps to run, comma-separated (default: every app built in, except bench and echo).
     #[arg(long, env = "SWITCHBOARD_APPS", value_delimiter = ',')]
     pub apps: Option<Vec<String>>,
     /// Reactor threads (default: one per available core).
@@ -370,7 +371,7 @@ impl Opts {
             for name in list.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
                 chosen.push(AppKind::parse(name).ok_or_else(|| {
                     format!(
-                        "unknown app {name:?} (known: pester, session, rooms, pair, signal, bench)"
+                        "unknown app {name:?} (known: pester, session, rooms, pair, signal, bench, echo)"
                     )
                 })?);
             }

@@ -20,28 +20,33 @@ pub enum AppKind {
     /// The comparison peers' generic room protocol (`shared/peers/README.md`), for
     /// like-for-like benchmarks; off unless asked for.
     Bench,
+    /// Echoes every message to its sender, for the Autobahn conformance run; off unless
+    /// asked for.
+    Echo,
 }
 
 impl AppKind {
-    pub const ALL: [AppKind; 6] = [
+    pub const ALL: [AppKind; 7] = [
         AppKind::Pester,
         AppKind::Session,
         AppKind::Rooms,
         AppKind::Pair,
         AppKind::Signal,
         AppKind::Bench,
+        AppKind::Echo,
     ];
     /// Apps that are built in this binary.
-    pub const IMPLEMENTED: [AppKind; 6] = [
+    pub const IMPLEMENTED: [AppKind; 7] = [
         AppKind::Pester,
         AppKind::Session,
         AppKind::Rooms,
         AppKind::Pair,
         AppKind::Signal,
         AppKind::Bench,
+        AppKind::Echo,
     ];
     /// Built apps that run only when asked for (`--apps`).
-    pub const OPT_IN: [AppKind; 1] = [AppKind::Bench];
+    pub const OPT_IN: [AppKind; 2] = [AppKind::Bench, AppKind::Echo];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -51,6 +56,7 @@ impl AppKind {
             AppKind::Pair => "pair",
             AppKind::Signal => "signal",
             AppKind::Bench => "bench",
+            AppKind::Echo => "echo",
         }
     }
 
@@ -66,6 +72,7 @@ impl AppKind {
             AppKind::Pair => 3001,
             AppKind::Signal => 8080,
             AppKind::Bench => 29100,
+            AppKind::Echo => 29200,
         }
     }
 }
@@ -385,6 +392,7 @@ pub struct Config {
     pub pair: AppConfig,
     pub signal: AppConfig,
     pub bench: AppConfig,
+    pub echo: AppConfig,
     pub signal_limits: SignalConfig,
     /// Settings of the rooms app beyond port and message size.
     pub rooms_opts: RoomsConfig,
@@ -427,6 +435,7 @@ impl Default for Config {
             pair: app(AppKind::Pair, 65_536),
             signal: app(AppKind::Signal, 65_536),
             bench: app(AppKind::Bench, 1 << 20),
+            echo: app(AppKind::Echo, 1 << 20),
             signal_limits: SignalConfig::default(),
             rooms_opts: RoomsConfig::default(),
         }
@@ -442,6 +451,7 @@ impl Config {
             AppKind::Pair => &self.pair,
             AppKind::Signal => &self.signal,
             AppKind::Bench => &self.bench,
+            AppKind::Echo => &self.echo,
         }
     }
 
@@ -453,6 +463,7 @@ impl Config {
             AppKind::Pair => &mut self.pair,
             AppKind::Signal => &mut self.signal,
             AppKind::Bench => &mut self.bench,
+            AppKind::Echo => &mut self.echo,
         }
     }
 
@@ -580,6 +591,7 @@ pub struct FileConfig {
     pub pair: Option<FileAppConfig>,
     pub signal: Option<FileSignalConfig>,
     pub bench: Option<FileAppConfig>,
+    pub echo: Option<FileAppConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -819,6 +831,7 @@ impl FileConfig {
             (AppKind::Pair, self.pair),
             (AppKind::Signal, self.signal.map(|s| s.apply(cfg))),
             (AppKind::Bench, self.bench),
+            (AppKind::Echo, self.echo),
         ];
         for (kind, section) in sections {
             if let Some(s) = section {
