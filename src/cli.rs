@@ -325,6 +325,9 @@ pub struct Opts {
     /// Time queued output may make no progress; 0 is off [default: 30000].
     #[arg(long, env = "SWITCHBOARD_WRITE_STALL_TIMEOUT_MS")]
     pub write_stall_timeout_ms: Option<u64>,
+    /// Data messages per connection per second; close 1008 over it; 0 is off [default: 0].
+    #[arg(long, env = "SWITCHBOARD_MAX_MESSAGES_PER_SEC")]
+    pub max_messages_per_sec: Option<u32>,
     /// Wait for the peer after the server's Close or HTTP answer [default: 2000].
     #[arg(long, env = "SWITCHBOARD_CLOSE_LINGER_MS")]
     pub close_linger_ms: Option<u64>,
@@ -437,6 +440,7 @@ impl Opts {
             ws_pong_timeout_ms,
             max_outbound_bytes,
             write_stall_timeout_ms,
+            max_messages_per_sec,
             close_linger_ms,
             read_buffer_bytes,
             pipe_high_water_bytes,

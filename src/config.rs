@@ -369,6 +369,9 @@ pub struct Config {
     pub max_outbound_bytes: usize,
     /// Time a connection may have queued output without the socket taking a byte.
     pub write_stall_timeout_ms: u64,
+    /// Data messages one connection may send per second (fixed one-second windows); over
+    /// it → close 1008 `Too many messages`. 0 is off.
+    pub max_messages_per_sec: u32,
     /// Time to wait for the peer's Close reply (or EOF) after the server closed.
     pub close_linger_ms: u64,
     /// Initial read buffer per WebSocket (tungstenite grows it for large frames).
@@ -419,6 +422,7 @@ impl Default for Config {
             ws_pong_timeout_ms: 20_000,
             max_outbound_bytes: 1 << 20,
             write_stall_timeout_ms: 30_000,
+            max_messages_per_sec: 0,
             close_linger_ms: 2_000,
             read_buffer_bytes: 4096,
             pipe_high_water_bytes: 1 << 20,
@@ -577,6 +581,7 @@ pub struct FileConfig {
     pub ws_pong_timeout_ms: Option<u64>,
     pub max_outbound_bytes: Option<usize>,
     pub write_stall_timeout_ms: Option<u64>,
+    pub max_messages_per_sec: Option<u32>,
     pub close_linger_ms: Option<u64>,
     pub read_buffer_bytes: Option<usize>,
     pub pipe_high_water_bytes: Option<usize>,
@@ -809,6 +814,7 @@ impl FileConfig {
             ws_pong_timeout_ms,
             max_outbound_bytes,
             write_stall_timeout_ms,
+            max_messages_per_sec,
             close_linger_ms,
             read_buffer_bytes,
             pipe_high_water_bytes,
