@@ -31,7 +31,8 @@ if [[ ! -x $venv/bin/wstest ]]; then
     PYTHONPATH=$root/target/autobahn-bootstrap "$py2" -m virtualenv -q "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check 'setuptools==44.0.0'
     "$venv/bin/pip" install -q --disable-pip-version-check 'Twisted==19.10.0' \
-        'autobahntestsuite==25.10.1' 'pyOpenSSL==19.1.0' 'cryptography==3.3.2'
+        'autobahntestsuite==25.10.1' 'pyOpenSSL==19.1.0' 'cryptography==3.3.2' \
+        'incremental==16.10.1' 'zope.interface==4.6.0'
 fi
 
 # Debug by default: the whole suite takes about a minute against it (9.* ~40 s), while a
