@@ -142,6 +142,7 @@ app_flags! {
     pair: pair_port, "SWITCHBOARD_PAIR_PORT", pair_max_message_bytes, "SWITCHBOARD_PAIR_MAX_MESSAGE_BYTES";
     signal: signal_port, "SWITCHBOARD_SIGNAL_PORT", signal_max_message_bytes, "SWITCHBOARD_SIGNAL_MAX_MESSAGE_BYTES";
     bench: bench_port, "SWITCHBOARD_BENCH_PORT", bench_max_message_bytes, "SWITCHBOARD_BENCH_MAX_MESSAGE_BYTES";
+    echo: echo_port, "SWITCHBOARD_ECHO_PORT", echo_max_message_bytes, "SWITCHBOARD_ECHO_MAX_MESSAGE_BYTES";
 }
 
 /// The signal app's limits (signal.md "Limits").
@@ -272,7 +273,7 @@ pub struct Opts {
     /// Validate the configuration and exit (same as the check-config command).
     #[arg(long)]
     pub check_config: bool,
-    /// Apps to run, comma-separated (default: every app built in, except bench).
+    /// Apps to run, comma-separated (default: every app built in, except bench and echo).
     #[arg(long, env = "SWITCHBOARD_APPS", value_delimiter = ',')]
     pub apps: Option<Vec<String>>,
     /// Reactor threads (default: one per available core).
@@ -324,6 +325,9 @@ pub struct Opts {
     /// Time queued output may make no progress; 0 is off [default: 30000].
     #[arg(long, env = "SWITCHBOARD_WRITE_STALL_TIMEOUT_MS")]
     pub write_stall_timeout_ms: Option<u64>,
+    /// Data messages per connection per second; close 1008 over it; 0 is off [default: 0].
+    #[arg(long, env = "SWITCHBOARD_MAX_MESSAGES_PER_SEC")]
+    pub max_messages_per_sec: Option<u32>,
     /// Wait for the peer after the server's Close or HTTP answer [default: 2000].
     #[arg(long, env = "SWITCHBOARD_CLOSE_LINGER_MS")]
     pub close_linger_ms: Option<u64>,
@@ -370,7 +374,7 @@ impl Opts {
             for name in list.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
                 chosen.push(AppKind::parse(name).ok_or_else(|| {
                     format!(
-                        "unknown app {name:?} (known: pester, session, rooms, pair, signal, bench)"
+                        "unknown app {name:?} (known: pester, session, rooms, pair, signal, bench, echo)"
                     )
                 })?);
             }
@@ -436,6 +440,7 @@ impl Opts {
             ws_pong_timeout_ms,
             max_outbound_bytes,
             write_stall_timeout_ms,
+            max_messages_per_sec,
             close_linger_ms,
             read_buffer_bytes,
             pipe_high_water_bytes,

@@ -20,28 +20,33 @@ pub enum AppKind {
     /// The comparison peers' generic room protocol (`shared/peers/README.md`), for
     /// like-for-like benchmarks; off unless asked for.
     Bench,
+    /// Echoes every message to its sender, for the Autobahn conformance run; off unless
+    /// asked for.
+    Echo,
 }
 
 impl AppKind {
-    pub const ALL: [AppKind; 6] = [
+    pub const ALL: [AppKind; 7] = [
         AppKind::Pester,
         AppKind::Session,
         AppKind::Rooms,
         AppKind::Pair,
         AppKind::Signal,
         AppKind::Bench,
+        AppKind::Echo,
     ];
     /// Apps that are built in this binary.
-    pub const IMPLEMENTED: [AppKind; 6] = [
+    pub const IMPLEMENTED: [AppKind; 7] = [
         AppKind::Pester,
         AppKind::Session,
         AppKind::Rooms,
         AppKind::Pair,
         AppKind::Signal,
         AppKind::Bench,
+        AppKind::Echo,
     ];
     /// Built apps that run only when asked for (`--apps`).
-    pub const OPT_IN: [AppKind; 1] = [AppKind::Bench];
+    pub const OPT_IN: [AppKind; 2] = [AppKind::Bench, AppKind::Echo];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -51,6 +56,7 @@ impl AppKind {
             AppKind::Pair => "pair",
             AppKind::Signal => "signal",
             AppKind::Bench => "bench",
+            AppKind::Echo => "echo",
         }
     }
 
@@ -66,6 +72,7 @@ impl AppKind {
             AppKind::Pair => 3001,
             AppKind::Signal => 8080,
             AppKind::Bench => 29100,
+            AppKind::Echo => 29200,
         }
     }
 }
@@ -362,6 +369,9 @@ pub struct Config {
     pub max_outbound_bytes: usize,
     /// Time a connection may have queued output without the socket taking a byte.
     pub write_stall_timeout_ms: u64,
+    /// Data messages one connection may send per second (fixed one-second windows); over
+    /// it → close 1008 `Too many messages`. 0 is off.
+    pub max_messages_per_sec: u32,
     /// Time to wait for the peer's Close reply (or EOF) after the server closed.
     pub close_linger_ms: u64,
     /// Initial read buffer per WebSocket (tungstenite grows it for large frames).
@@ -385,6 +395,7 @@ pub struct Config {
     pub pair: AppConfig,
     pub signal: AppConfig,
     pub bench: AppConfig,
+    pub echo: AppConfig,
     pub signal_limits: SignalConfig,
     /// Settings of the rooms app beyond port and message size.
     pub rooms_opts: RoomsConfig,
@@ -411,6 +422,7 @@ impl Default for Config {
             ws_pong_timeout_ms: 20_000,
             max_outbound_bytes: 1 << 20,
             write_stall_timeout_ms: 30_000,
+            max_messages_per_sec: 0,
             close_linger_ms: 2_000,
             read_buffer_bytes: 4096,
             pipe_high_water_bytes: 1 << 20,
@@ -427,6 +439,7 @@ impl Default for Config {
             pair: app(AppKind::Pair, 65_536),
             signal: app(AppKind::Signal, 65_536),
             bench: app(AppKind::Bench, 1 << 20),
+            echo: app(AppKind::Echo, 1 << 20),
             signal_limits: SignalConfig::default(),
             rooms_opts: RoomsConfig::default(),
         }
@@ -442,6 +455,7 @@ impl Config {
             AppKind::Pair => &self.pair,
             AppKind::Signal => &self.signal,
             AppKind::Bench => &self.bench,
+            AppKind::Echo => &self.echo,
         }
     }
 
@@ -453,6 +467,7 @@ impl Config {
             AppKind::Pair => &mut self.pair,
             AppKind::Signal => &mut self.signal,
             AppKind::Bench => &mut self.bench,
+            AppKind::Echo => &mut self.echo,
         }
     }
 
@@ -566,6 +581,7 @@ pub struct FileConfig {
     pub ws_pong_timeout_ms: Option<u64>,
     pub max_outbound_bytes: Option<usize>,
     pub write_stall_timeout_ms: Option<u64>,
+    pub max_messages_per_sec: Option<u32>,
     pub close_linger_ms: Option<u64>,
     pub read_buffer_bytes: Option<usize>,
     pub pipe_high_water_bytes: Option<usize>,
@@ -580,6 +596,7 @@ pub struct FileConfig {
     pub pair: Option<FileAppConfig>,
     pub signal: Option<FileSignalConfig>,
     pub bench: Option<FileAppConfig>,
+    pub echo: Option<FileAppConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -797,6 +814,7 @@ impl FileConfig {
             ws_pong_timeout_ms,
             max_outbound_bytes,
             write_stall_timeout_ms,
+            max_messages_per_sec,
             close_linger_ms,
             read_buffer_bytes,
             pipe_high_water_bytes,
@@ -819,6 +837,7 @@ impl FileConfig {
             (AppKind::Pair, self.pair),
             (AppKind::Signal, self.signal.map(|s| s.apply(cfg))),
             (AppKind::Bench, self.bench),
+            (AppKind::Echo, self.echo),
         ];
         for (kind, section) in sections {
             if let Some(s) = section {

@@ -23,10 +23,12 @@ pub enum Disconnect {
     AppClose,
     /// The server is shutting down: close 1001.
     Shutdown,
+    /// More data messages in one second than `max_messages_per_sec`: close 1008.
+    RateLimited,
 }
 
 impl Disconnect {
-    pub const ALL: [Disconnect; 10] = [
+    pub const ALL: [Disconnect; 11] = [
         Disconnect::ClientClose,
         Disconnect::ConnectionLost,
         Disconnect::MessageTooBig,
@@ -37,6 +39,7 @@ impl Disconnect {
         Disconnect::WriteStall,
         Disconnect::AppClose,
         Disconnect::Shutdown,
+        Disconnect::RateLimited,
     ];
 
     pub fn label(self) -> &'static str {
@@ -51,6 +54,7 @@ impl Disconnect {
             Disconnect::WriteStall => "write_stall",
             Disconnect::AppClose => "app_close",
             Disconnect::Shutdown => "shutdown",
+            Disconnect::RateLimited => "rate_limited",
         }
     }
 
@@ -63,6 +67,7 @@ impl Disconnect {
             Disconnect::ProtocolError => Some((1002, "Protocol error")),
             Disconnect::SlowConsumer => Some((1008, "Slow consumer")),
             Disconnect::Shutdown => Some((1001, "Server shutting down")),
+            Disconnect::RateLimited => Some((1008, "Too many messages")),
             Disconnect::ClientClose
             | Disconnect::ConnectionLost
             | Disconnect::PingTimeout

@@ -6,6 +6,7 @@
 //! through [`Effect::Post`], which the reactor delivers to the named reactor's inbox.
 
 pub mod bench;
+pub mod echo;
 pub mod harness;
 pub mod pair;
 pub mod pester;
@@ -167,6 +168,7 @@ pub enum AppMsg {
     Rooms(rooms::RoomsMsg),
     Pester(pester::PesterMsg),
     Bench(bench::Never),
+    Echo(echo::Never),
 }
 
 /// The answer of `app` to a request head before the upgrade.
@@ -189,5 +191,6 @@ pub fn route(
             session::unix_now(),
         ),
         AppKind::Bench => bench::route(req, websocket),
+        AppKind::Echo => echo::route(req, websocket),
     }
 }

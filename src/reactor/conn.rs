@@ -65,6 +65,9 @@ pub struct Conn {
     pub next_ping: Millis,
     /// When the queue last made progress (or went from empty to non-empty).
     pub last_write: Millis,
+    /// Start of the current one-second rate window and the data messages read in it.
+    pub rate_window: Millis,
+    pub rate_count: u32,
 }
 
 impl Conn {

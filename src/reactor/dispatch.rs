@@ -3,6 +3,7 @@
 use super::Reactor;
 use super::inbox::Envelope;
 use crate::apps::bench::Bench;
+use crate::apps::echo::Echo;
 use crate::apps::pair::Pair;
 use crate::apps::pester::Pester;
 use crate::apps::rooms::{Rooms, store};
@@ -19,6 +20,7 @@ pub struct AppSet {
     signal: Option<(Signal, Outbox<<Signal as App>::Msg>)>,
     session: Option<(Session, Outbox<<Session as App>::Msg>)>,
     bench: Option<(Bench, Outbox<<Bench as App>::Msg>)>,
+    echo: Option<(Echo, Outbox<<Echo as App>::Msg>)>,
     rooms: Option<(Rooms, Outbox<<Rooms as App>::Msg>)>,
     pester: Option<(Pester, Outbox<<Pester as App>::Msg>)>,
 }
@@ -49,6 +51,7 @@ impl AppSet {
                 .bench
                 .enabled
                 .then(|| (Bench::default(), Outbox::default())),
+            echo: config.echo.enabled.then(|| (Echo, Outbox::default())),
             rooms: config.rooms.enabled.then(|| {
                 let (loaded, sink): (_, Box<dyn store::Sink>) = match boot {
                     Some(b) => (b.loaded, Box::new(b.sink)),
@@ -159,6 +162,7 @@ impl Reactor {
             AppKind::Signal => run_app!(self, signal, AppMsg::Signal, event.into_event()),
             AppKind::Session => run_app!(self, session, AppMsg::Session, event.into_event()),
             AppKind::Bench => run_app!(self, bench, AppMsg::Bench, event.into_event()),
+            AppKind::Echo => run_app!(self, echo, AppMsg::Echo, event.into_event()),
         }
     }
 
@@ -182,7 +186,11 @@ impl Reactor {
                 .rooms
                 .as_mut()
                 .map(|(a, _)| a.accept(conn, req, now, headers)),
-            AppKind::Pester | AppKind::Session | AppKind::Signal | AppKind::Bench => None,
+            AppKind::Pester
+            | AppKind::Session
+            | AppKind::Signal
+            | AppKind::Bench
+            | AppKind::Echo => None,
         }
         .unwrap_or(Ok(()))
     }
@@ -195,6 +203,7 @@ impl Reactor {
             AppMsg::Signal(m) => match m {},
             AppMsg::Session(m) => match m {},
             AppMsg::Bench(never) => match never {},
+            AppMsg::Echo(never) => match never {},
         }
     }
 

@@ -349,6 +349,8 @@ impl Reactor {
             last_recv: self.now,
             next_ping: Millis::MAX,
             last_write: self.now,
+            rate_window: self.now,
+            rate_count: 0,
         });
         if let Err(e) = self.poll.registry().register(
             &mut conn.sock,

@@ -77,6 +77,18 @@ impl Reactor {
             if queued > 0 {
                 self.mark_dirty(key);
             }
+            let limit = self.shared.config.max_messages_per_sec;
+            if limit > 0 && matches!(result, Read1::Text(_) | Read1::Binary(_)) {
+                let c = &mut self.conns[key];
+                if self.now.saturating_sub(c.rate_window) >= 1000 {
+                    c.rate_window = self.now;
+                    c.rate_count = 0;
+                }
+                c.rate_count += 1;
+                if c.rate_count > limit {
+                    return self.end(key, Disconnect::RateLimited);
+                }
+            }
             if let Some(to) = pipe {
                 match result {
                     Read1::Text(t) => {
