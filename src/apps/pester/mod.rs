@@ -175,7 +175,10 @@ pub fn route(req: &Request, websocket: bool, cfg: &Config) -> Route {
                 max_message_bytes,
             }
         } else {
-            Route::Http { owner }
+            Route::Http {
+                owner,
+                max_body: None,
+            }
         };
     }
     if req.method != "GET" {
@@ -197,7 +200,10 @@ pub fn route(req: &Request, websocket: bool, cfg: &Config) -> Route {
             max_message_bytes,
         }
     } else {
-        Route::Http { owner: None }
+        Route::Http {
+            owner: None,
+            max_body: None,
+        }
     }
 }
 
