@@ -182,7 +182,12 @@ impl Reactor {
                 .rooms
                 .as_mut()
                 .map(|(a, _)| a.accept(conn, req, now, headers)),
-            AppKind::Pester | AppKind::Session | AppKind::Signal | AppKind::Bench => None,
+            AppKind::Pester => self
+                .apps
+                .pester
+                .as_mut()
+                .map(|(a, _)| a.accept(conn, req, now, headers)),
+            AppKind::Session | AppKind::Signal | AppKind::Bench => None,
         }
         .unwrap_or(Ok(()))
     }

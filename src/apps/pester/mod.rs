@@ -116,13 +116,13 @@ fn is_bundle(path: &str) -> bool {
 }
 
 /// The raw 400 that refuses a WebSocket upgrade on `/socket.io/`.
-fn upgrade_refusal(code: ErrorCode) -> Route {
-    Route::Respond(Response {
+fn upgrade_refusal(code: ErrorCode) -> Response {
+    Response {
         status: Status::BAD_REQUEST,
         content_type: "text/html",
         extra_headers: Vec::new(),
         body: code.message().as_bytes().to_vec(),
-    })
+    }
 }
 
 /// The answer before the upgrade: the stateless Engine.IO checks (the owner reactor makes
@@ -153,7 +153,7 @@ pub fn route(req: &Request, websocket: bool, cfg: &Config) -> Route {
     }
     let fail = |code| {
         if websocket {
-            upgrade_refusal(code)
+            Route::Respond(upgrade_refusal(code))
         } else {
             Route::Respond(session::error_response(code))
         }
@@ -177,7 +177,7 @@ pub fn route(req: &Request, websocket: bool, cfg: &Config) -> Route {
         } else {
             Route::Http {
                 owner,
-                max_body: None,
+                max_body: Some(cfg.pester_opts.max_payload),
             }
         };
     }
@@ -422,6 +422,23 @@ impl Pester {
 
 impl App for Pester {
     type Msg = PesterMsg;
+
+    /// On the sid's owner, before the `101`: an upgrade for a sid that is unknown (never
+    /// issued, or closed) gets the raw 400 instead (PST-43).
+    fn accept(
+        &mut self,
+        _conn: ConnId,
+        req: &Request,
+        _now: Millis,
+        _headers: &mut Vec<(String, String)>,
+    ) -> Result<(), Response> {
+        match req.query_param("sid") {
+            Some(sid) if is_engine_path(&req.path) && !self.engine.knows(&sid) => {
+                Err(upgrade_refusal(ErrorCode::SessionIdUnknown))
+            }
+            _ => Ok(()),
+        }
+    }
 
     fn handle(&mut self, event: Event<'_, PesterMsg>, now: Millis, out: &mut Outbox<PesterMsg>) {
         match event {

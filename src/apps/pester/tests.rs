@@ -1,7 +1,7 @@
 //! Unit tests of the pester app through the harness (virtual clock), named after the
 //! spec's acceptance ids.
 
-use super::session::{empty_400, error_response, ok_response, payload_response};
+use super::session::{empty_400, error_response, ok_response, payload_response, too_large};
 use super::*;
 use crate::apps::harness::{Harness, conn, request, text_of};
 
@@ -802,6 +802,63 @@ fn pst_52_undecodable_packets_close_the_session() {
     let sid = poll_open(&mut h, 2);
     http(&mut h, conn(3), "POST", &poll(&sid), b"");
     h.expect(vec![Effect::Respond(conn(3), ok_response())]);
+    http(&mut h, conn(4), "GET", &poll(&sid), b"");
+    h.expect(vec![Effect::Respond(
+        conn(4),
+        error_response(ErrorCode::SessionIdUnknown),
+    )]);
+    h.text(other, r#"42["message",{"type":"register","userId":"o"}]"#)
+        .expect_texts(&[(other, &sio(&reg("o", T0)))]);
+}
+
+/// The owner refuses an upgrade for an unknown sid before the `101`; a known one passes.
+#[test]
+fn pst_43_unknown_sid_refused_before_the_upgrade() {
+    let mut h = h();
+    let sid = poll_open(&mut h, 1);
+    let now = h.now;
+    let mut headers = Vec::new();
+    let unknown = request("/socket.io/?EIO=4&transport=websocket&sid=AAAAAAAAAAAAAAAAAAAA");
+    let refused = h
+        .app
+        .accept(conn(2), &unknown, now, &mut headers)
+        .expect_err("unknown sid");
+    assert_eq!(refused.status, Status::BAD_REQUEST);
+    assert_eq!(refused.content_type, "text/html");
+    assert_eq!(refused.body, b"Session ID unknown");
+    let known = request(&format!("/socket.io/?EIO=4&transport=websocket&sid={sid}"));
+    assert_eq!(h.app.accept(conn(3), &known, now, &mut headers), Ok(()));
+    // The raw face never looks at `sid`.
+    assert_eq!(
+        h.app
+            .accept(conn(4), &request("/?sid=x"), now, &mut headers),
+        Ok(())
+    );
+    assert!(headers.is_empty());
+    h.expect_nothing();
+}
+
+/// A POST over `maxPayload` (the core did not read it) → `413`, the session closed: its
+/// held GET gets `1`, later requests code 1. Other sessions are unaffected.
+#[test]
+fn pst_53_oversize_post_closes_the_session() {
+    let mut h = h();
+    let other = ws_session(&mut h, 9);
+    let sid = poll_open(&mut h, 1);
+    http(&mut h, conn(2), "GET", &poll(&sid), b"");
+    h.expect_nothing();
+    let mut req = request(&poll(&sid));
+    req.method = "POST".into();
+    req.body_too_large = true;
+    h.event(Event::Http {
+        conn: conn(3),
+        req: &req,
+        body: b"",
+    });
+    h.expect(vec![
+        Effect::Respond(conn(3), too_large()),
+        Effect::Respond(conn(2), payload_response(b"1".to_vec())),
+    ]);
     http(&mut h, conn(4), "GET", &poll(&sid), b"");
     h.expect(vec![Effect::Respond(
         conn(4),
