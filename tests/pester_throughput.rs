@@ -3,6 +3,10 @@
 //! load (one thread) pinned to CPU 1. Ignored by default (it measures, it does not
 //! check); run it with
 //! `cargo test --release --test pester_throughput -- --ignored --nocapture`.
+//!
+//! The load is lock-step (500 sends, then 500 blocking reads, one syscall each), so the
+//! number is bounded by the one load thread as much as by the server. One run on a shared,
+//! noisy 2-core machine: raw 9,300 msg/s, Socket.IO websocket 8,300 msg/s.
 
 mod common;
 
