@@ -18,6 +18,9 @@ pub struct Request {
     pub minor_version: u8,
     /// The client address: the TCP peer, or a trusted proxy's `X-Forwarded-For` entry.
     pub client_ip: Option<IpAddr>,
+    /// Set by the core when the body was longer than the route's `max_body` and was not
+    /// read (see [`crate::apps::Route::Http`]).
+    pub body_too_large: bool,
 }
 
 impl Request {
@@ -116,6 +119,7 @@ pub fn parse_request(buf: &[u8], max_headers: usize) -> Parsed {
                     headers,
                     minor_version: req.version.unwrap_or(1),
                     client_ip: None,
+                    body_too_large: false,
                 },
                 head_len,
             )

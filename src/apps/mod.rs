@@ -133,7 +133,14 @@ pub enum Route {
     Respond(Response),
     /// Hand the request (head and body) to the app instance on the owner reactor of
     /// `owner` (`None`: this reactor) as [`Event::Http`]; the app answers it.
-    Http { owner: Option<Vec<u8>> },
+    /// `max_body: None` caps the body at the app's `max_message_bytes` and the core
+    /// answers a longer one `413`; `Some(n)` caps it at `n` and a longer body is not read:
+    /// the app gets the request with an empty body and `req.body_too_large` set, and
+    /// answers it itself (pester closes the polling session too).
+    Http {
+        owner: Option<Vec<u8>>,
+        max_body: Option<usize>,
+    },
 }
 
 /// The interface every app implements.

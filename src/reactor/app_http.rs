@@ -18,14 +18,15 @@ impl Reactor {
     pub(super) fn app_request(
         &mut self,
         key: usize,
-        req: Request,
+        mut req: Request,
         mut leftover: Vec<u8>,
         owner: Option<Vec<u8>>,
+        max_body: Option<usize>,
     ) {
         let Some(app) = self.conns.get(key).and_then(|c| c.app) else {
             return;
         };
-        let max = self.shared.config.app(app).max_message_bytes;
+        let max = max_body.unwrap_or(self.shared.config.app(app).max_message_bytes);
         if req
             .header("transfer-encoding")
             .is_some_and(|v| !v.trim().eq_ignore_ascii_case("identity"))
@@ -43,6 +44,12 @@ impl Reactor {
                 }
             },
         };
+        if need > max && max_body.is_some() {
+            // The app answers (and may act on it); the unread body is discarded while
+            // the app holds the request.
+            req.body_too_large = true;
+            return self.route_to_app(key, req, Vec::new(), owner);
+        }
         if need > max {
             let r = Response::status(Status::PAYLOAD_TOO_LARGE);
             return self.respond(key, r, Some(Reject::AppAnswer));

@@ -186,11 +186,12 @@ impl Reactor {
                 .rooms
                 .as_mut()
                 .map(|(a, _)| a.accept(conn, req, now, headers)),
-            AppKind::Pester
-            | AppKind::Session
-            | AppKind::Signal
-            | AppKind::Bench
-            | AppKind::Echo => None,
+            AppKind::Pester => self
+                .apps
+                .pester
+                .as_mut()
+                .map(|(a, _)| a.accept(conn, req, now, headers)),
+            AppKind::Session | AppKind::Signal | AppKind::Bench | AppKind::Echo => None,
         }
         .unwrap_or(Ok(()))
     }

@@ -118,7 +118,9 @@ impl Reactor {
             Intent::Plain => {
                 let r = match apps::route(app, &req, false, cfg) {
                     Route::Respond(r) => r,
-                    Route::Http { owner } => return self.app_request(key, req, leftover, owner),
+                    Route::Http { owner, max_body } => {
+                        return self.app_request(key, req, leftover, owner, max_body);
+                    }
                     Route::Upgrade { .. } => {
                         Response::text(Status::UPGRADE_REQUIRED, "Upgrade Required")
                     }

@@ -1,8 +1,9 @@
 //! The channel protocol shared by both faces: users, channels, pending invites.
 //!
 //! Pure and face-blind: inputs are decoded [`Msg`]s from a [`Peer`], outputs are JSON
-//! objects for peers ([`Out`]). One instance (on the hub reactor) holds all the state, so
-//! every input of a connection is handled in arrival order and its replies leave in order.
+//! objects for peers ([`Out`]). One instance (on the hub reactor) holds the authoritative
+//! state and records which peers and channels changed, so that the replicas on the other
+//! reactors (`replica.rs`) can be kept up to date.
 
 use super::Millis;
 use crate::router::ConnId;
@@ -15,6 +16,16 @@ use std::collections::{HashMap, VecDeque};
 pub enum Peer {
     Raw(ConnId),
     Sio { reactor: u16, id: u64 },
+}
+
+impl Peer {
+    /// The reactor that holds the peer's connection.
+    pub fn reactor(&self) -> usize {
+        match self {
+            Peer::Raw(c) => usize::from(c.reactor),
+            Peer::Sio { reactor, .. } => usize::from(*reactor),
+        }
+    }
 }
 
 /// A decoded client message. String fields are `Some` when the JSON value is a string
@@ -32,6 +43,17 @@ pub enum Msg {
     },
     Typing(Option<String>),
     CloseChannel(Option<String>),
+}
+
+impl Msg {
+    /// Whether the message only reads state (membership, the sender's id) and never
+    /// changes it: the sender's own reactor can answer it from its [`super::replica`].
+    pub fn is_data(&self) -> bool {
+        matches!(
+            self,
+            Msg::InvalidJson | Msg::Unknown(_) | Msg::Message { .. } | Msg::Typing(_)
+        )
+    }
 }
 
 /// A raw-face frame (text, or binary read as lossy UTF-8).
@@ -87,6 +109,14 @@ pub enum Out {
     Ack(Peer, u64),
 }
 
+impl Out {
+    pub fn peer(&self) -> Peer {
+        match self {
+            Out::Json(p, _) | Out::Kick(p) | Out::Ack(p, _) => *p,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub max_user_id_bytes: usize,
@@ -111,13 +141,17 @@ pub struct Channels {
     joined: HashMap<String, Vec<String>>,
     /// Invitee → pending invites, oldest first.
     invites: HashMap<String, VecDeque<Invite>>,
+    /// Peers whose user id and channels whose members changed since the last
+    /// [`Channels::take_touched`] (the replicas to update).
+    touched_peers: Vec<Peer>,
+    touched_chans: Vec<String>,
 }
 
 fn q(s: &str) -> String {
     serde_json::to_string(s).expect("a string always serializes")
 }
 
-fn error(message: &str) -> String {
+pub(super) fn error(message: &str) -> String {
     format!(r#"{{"type":"error","message":{}}}"#, q(message))
 }
 
@@ -140,7 +174,33 @@ impl Channels {
             channels: HashMap::new(),
             joined: HashMap::new(),
             invites: HashMap::new(),
+            touched_peers: Vec::new(),
+            touched_chans: Vec::new(),
         }
+    }
+
+    /// The user id `peer` is registered as.
+    pub fn user_of(&self, peer: &Peer) -> Option<&str> {
+        self.peers.get(peer).map(String::as_str)
+    }
+
+    /// The members of `ch` in join order, with their connections.
+    pub fn members(&self, ch: &str) -> Vec<(String, Peer)> {
+        self.channels
+            .get(ch)
+            .into_iter()
+            .flatten()
+            .filter_map(|u| Some((u.clone(), *self.users.get(u)?)))
+            .collect()
+    }
+
+    /// The peers and channels changed since the last call (each at most once).
+    pub fn take_touched(&mut self) -> (Vec<Peer>, Vec<String>) {
+        let mut peers = std::mem::take(&mut self.touched_peers);
+        let mut chans = std::mem::take(&mut self.touched_chans);
+        dedup(&mut peers);
+        dedup(&mut chans);
+        (peers, chans)
     }
 
     /// Whether `user` is registered now.
@@ -181,6 +241,7 @@ impl Channels {
     /// The connection ended: if it still holds its user id, the user goes offline.
     pub fn disconnect(&mut self, peer: Peer, now: Millis, out: &mut Vec<Out>) {
         if let Some(user) = self.peers.remove(&peer) {
+            self.touched_peers.push(peer);
             self.users.remove(&user);
             self.leave_all(&user, now, out);
         }
@@ -200,12 +261,14 @@ impl Channels {
         if self.peers.get(&c) == Some(&id) {
             return out.push(Out::Json(c, registered));
         }
+        self.touched_peers.push(c);
         if let Some(old) = self.peers.remove(&c) {
             self.users.remove(&old);
             self.leave_all(&old, now, out);
         }
         if let Some(d) = self.users.remove(&id) {
             self.peers.remove(&d);
+            self.touched_peers.push(d);
             out.push(Out::Json(
                 d,
                 r#"{"type":"kicked","message":"Logged in from another client"}"#.into(),
@@ -290,12 +353,7 @@ impl Channels {
         if !self.is_member(&ch, me) {
             return out.push(Out::Json(c, error("Not in this channel")));
         }
-        let json = format!(
-            r#"{{"type":"message","channelId":{},"fromUserId":{},"text":{},"timestamp":{now}}}"#,
-            q(&ch),
-            q(me),
-            q(&text)
-        );
+        let json = message_json(&ch, me, &text, now);
         self.to_others(&ch, me, &json, out);
     }
 
@@ -306,11 +364,7 @@ impl Channels {
         if ch.is_empty() || !self.is_member(&ch, me) {
             return;
         }
-        let json = format!(
-            r#"{{"type":"typing","channelId":{},"userId":{},"timestamp":{now}}}"#,
-            q(&ch),
-            q(me)
-        );
+        let json = typing_json(&ch, me, now);
         self.to_others(&ch, me, &json, out);
     }
 
@@ -343,6 +397,7 @@ impl Channels {
         let members = self.channels.entry(ch.to_string()).or_default();
         if !members.iter().any(|u| u == user) {
             members.push(user.to_string());
+            self.touched_chans.push(ch.to_string());
             self.joined
                 .entry(user.to_string())
                 .or_default()
@@ -375,6 +430,7 @@ impl Channels {
         };
         members.retain(|u| u != user);
         let empty = members.is_empty();
+        self.touched_chans.push(ch.to_string());
         let json = format!(
             r#"{{"type":"user_left","channelId":{},"userId":{},"timestamp":{now}}}"#,
             q(ch),
@@ -388,6 +444,35 @@ impl Channels {
             list.retain(|i| i.channel != ch || (i.from != user && !empty));
             !list.is_empty()
         });
+    }
+}
+
+pub(super) fn message_json(ch: &str, from: &str, text: &str, now: Millis) -> String {
+    format!(
+        r#"{{"type":"message","channelId":{},"fromUserId":{},"text":{},"timestamp":{now}}}"#,
+        q(ch),
+        q(from),
+        q(text)
+    )
+}
+
+pub(super) fn typing_json(ch: &str, user: &str, now: Millis) -> String {
+    format!(
+        r#"{{"type":"typing","channelId":{},"userId":{},"timestamp":{now}}}"#,
+        q(ch),
+        q(user)
+    )
+}
+
+/// Removes repeats, keeping first occurrences in order.
+fn dedup<T: PartialEq>(v: &mut Vec<T>) {
+    let mut i = 0;
+    while i < v.len() {
+        if v[..i].contains(&v[i]) {
+            v.remove(i);
+        } else {
+            i += 1;
+        }
     }
 }
 

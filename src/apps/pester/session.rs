@@ -151,6 +151,16 @@ pub(super) fn empty_400() -> Response {
     }
 }
 
+/// `413` with an empty body: a POST over `maxPayload` (its session is closed).
+pub(super) fn too_large() -> Response {
+    Response {
+        status: Status::PAYLOAD_TOO_LARGE,
+        content_type: "text/html",
+        extra_headers: Vec::new(),
+        body: Vec::new(),
+    }
+}
+
 pub(super) fn payload_response(body: Vec<u8>) -> Response {
     cors(Response {
         status: Status::OK,
@@ -230,6 +240,11 @@ impl Engine {
         )
     }
 
+    /// Whether `sid` is an open session of this reactor.
+    pub fn knows(&self, sid: &str) -> bool {
+        self.sessions.contains_key(sid)
+    }
+
     pub fn owns(&self, conn: ConnId) -> bool {
         self.by_conn.contains_key(&conn)
     }
@@ -265,6 +280,10 @@ impl Engine {
                     self.by_conn.insert(conn, (sid, Role::Held));
                 }
             }
+            "POST" if req.body_too_large => {
+                out.respond(conn, too_large());
+                self.close(&sid, By::Server, out);
+            }
             "POST" => {
                 let octet = req
                     .header("content-type")
@@ -296,7 +315,7 @@ impl Engine {
             return out.send(conn, frame::text(&open));
         };
         let Some(sess) = self.sessions.get_mut(&sid) else {
-            // The core upgrades before the app can look the sid up (see the report).
+            // `accept` refused unknown sids before the 101; this one closed in between.
             return out.effects.push(crate::apps::Effect::Close(conn, None));
         };
         if sess.ws.is_some() || sess.probe.is_some() {

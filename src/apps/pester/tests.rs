@@ -1,7 +1,7 @@
 //! Unit tests of the pester app through the harness (virtual clock), named after the
 //! spec's acceptance ids.
 
-use super::session::{empty_400, error_response, ok_response, payload_response};
+use super::session::{empty_400, error_response, ok_response, payload_response, too_large};
 use super::*;
 use crate::apps::harness::{Harness, conn, request, text_of};
 
@@ -811,6 +811,63 @@ fn pst_52_undecodable_packets_close_the_session() {
         .expect_texts(&[(other, &sio(&reg("o", T0)))]);
 }
 
+/// The owner refuses an upgrade for an unknown sid before the `101`; a known one passes.
+#[test]
+fn pst_43_unknown_sid_refused_before_the_upgrade() {
+    let mut h = h();
+    let sid = poll_open(&mut h, 1);
+    let now = h.now;
+    let mut headers = Vec::new();
+    let unknown = request("/socket.io/?EIO=4&transport=websocket&sid=AAAAAAAAAAAAAAAAAAAA");
+    let refused = h
+        .app
+        .accept(conn(2), &unknown, now, &mut headers)
+        .expect_err("unknown sid");
+    assert_eq!(refused.status, Status::BAD_REQUEST);
+    assert_eq!(refused.content_type, "text/html");
+    assert_eq!(refused.body, b"Session ID unknown");
+    let known = request(&format!("/socket.io/?EIO=4&transport=websocket&sid={sid}"));
+    assert_eq!(h.app.accept(conn(3), &known, now, &mut headers), Ok(()));
+    // The raw face never looks at `sid`.
+    assert_eq!(
+        h.app
+            .accept(conn(4), &request("/?sid=x"), now, &mut headers),
+        Ok(())
+    );
+    assert!(headers.is_empty());
+    h.expect_nothing();
+}
+
+/// A POST over `maxPayload` (the core did not read it) → `413`, the session closed: its
+/// held GET gets `1`, later requests code 1. Other sessions are unaffected.
+#[test]
+fn pst_53_oversize_post_closes_the_session() {
+    let mut h = h();
+    let other = ws_session(&mut h, 9);
+    let sid = poll_open(&mut h, 1);
+    http(&mut h, conn(2), "GET", &poll(&sid), b"");
+    h.expect_nothing();
+    let mut req = request(&poll(&sid));
+    req.method = "POST".into();
+    req.body_too_large = true;
+    h.event(Event::Http {
+        conn: conn(3),
+        req: &req,
+        body: b"",
+    });
+    h.expect(vec![
+        Effect::Respond(conn(3), too_large()),
+        Effect::Respond(conn(2), payload_response(b"1".to_vec())),
+    ]);
+    http(&mut h, conn(4), "GET", &poll(&sid), b"");
+    h.expect(vec![Effect::Respond(
+        conn(4),
+        error_response(ErrorCode::SessionIdUnknown),
+    )]);
+    h.text(other, r#"42["message",{"type":"register","userId":"o"}]"#)
+        .expect_texts(&[(other, &sio(&reg("o", T0)))]);
+}
+
 #[test]
 fn pst_55_no_namespace_within_45_s() {
     let mut h = h();
@@ -973,15 +1030,14 @@ fn pst_70_raw_login_kicks_socket_io() {
         .clear();
     let r = conn(2);
     h.open(r, "/");
-    // Socket.IO output of one input leaves as one batch after the raw frames; order
-    // between different connections is not observable.
+    // The spec's send order: `kicked` (and the kick) before `registered`.
     h.text(r, &register_msg("alice")).expect_texts(&[
-        (r, &reg("alice", T0)),
         (
             a,
             r#"42["message",{"type":"kicked","message":"Logged in from another client"}]"#,
         ),
         (a, "41"),
+        (r, &reg("alice", T0)),
     ]);
 }
 
@@ -1006,7 +1062,178 @@ fn pst_71_mixed_faces_share_channels() {
     .expect_texts(&[(a, &typing)]);
 }
 
-/// Two reactors: the hub answers a Socket.IO socket of the other reactor with one post.
+/// Several reactors' instances, with posts carried between them as the inboxes would
+/// (FIFO per destination), until none is left.
+struct Cluster {
+    apps: Vec<Harness<Pester>>,
+}
+
+impl Cluster {
+    fn new(reactors: usize) -> Cluster {
+        let apps = (0..reactors)
+            .map(|r| Harness::new(Pester::new(r, reactors, &cfg(), [r as u64, 7])))
+            .collect();
+        Cluster { apps }
+    }
+
+    /// Carries posts until quiet; returns every post carried as (from, to, message kind).
+    fn settle(&mut self) -> Vec<(usize, usize, &'static str)> {
+        let mut carried = Vec::new();
+        for _ in 0..100 {
+            let mut posts = Vec::new();
+            for (r, h) in self.apps.iter_mut().enumerate() {
+                posts.extend(h.take_posts().into_iter().map(|(to, m)| (r, to, m)));
+            }
+            if posts.is_empty() {
+                return carried;
+            }
+            for (from, to, m) in posts {
+                let kind = match &m {
+                    PesterMsg::Hub(..) => "hub",
+                    PesterMsg::Deliver(_) => "deliver",
+                    PesterMsg::Fanout { .. } => "fanout",
+                };
+                carried.push((from, to, kind));
+                self.apps[to].event(Event::Remote(m));
+            }
+        }
+        panic!("posts never settled");
+    }
+
+    fn text(&mut self, c: ConnId, text: &str) -> Vec<(usize, usize, &'static str)> {
+        self.apps[usize::from(c.reactor)].text(c, text);
+        self.settle()
+    }
+
+    /// Asserts the frames each reactor sent (in reactor order), and clears them.
+    fn expect(&mut self, want: &[(ConnId, &str)]) {
+        for (r, h) in self.apps.iter_mut().enumerate() {
+            let mine: Vec<(ConnId, &str)> = want
+                .iter()
+                .filter(|(c, _)| usize::from(c.reactor) == r)
+                .copied()
+                .collect();
+            h.expect_texts(&mine);
+        }
+    }
+}
+
+/// Four reactors, alice and bob on two that are not the hub: control messages go through
+/// the hub, `message` and `typing` go straight from the sender's reactor to the
+/// recipients' (one post per destination reactor, however many recipients live there).
+#[test]
+fn four_reactors_users_on_different_reactors() {
+    let mut cl = Cluster::new(4);
+    let hub = owner_of(HUB_KEY, 4);
+    let others: Vec<usize> = (0..4).filter(|&r| r != hub).collect();
+    let (ra, rb) = (others[0], others[1]);
+    let c = |r: usize, n: u32| ConnId::new(r as u16, n, 1);
+    let (a, b) = (c(ra, 1), c(rb, 1));
+    cl.apps[ra].open(a, "/");
+    cl.apps[rb].open(b, "/");
+    assert_eq!(
+        cl.text(a, &register_msg("alice")),
+        [(ra, hub, "hub"), (hub, ra, "deliver")]
+    );
+    cl.text(b, &register_msg("bob"));
+    cl.expect(&[(a, &reg("alice", T0)), (b, &reg("bob", T0))]);
+    cl.text(a, &open_msg("bob"));
+    cl.expect(&[
+        (a, &opened("chat_alice_bob", "bob", true, T0)),
+        (b, &invite("chat_alice_bob", "alice", T0)),
+    ]);
+    let hello = r#"{"type":"message","channelId":"chat_alice_bob","text":"Hello!"}"#;
+    assert_eq!(cl.text(a, hello), [(ra, rb, "fanout")]);
+    cl.expect(&[(
+        b,
+        &format!(r#"{{"type":"message","channelId":"chat_alice_bob","fromUserId":"alice","text":"Hello!","timestamp":{T0}}}"#),
+    )]);
+    assert_eq!(
+        cl.text(b, r#"{"type":"typing","channelId":"chat_alice_bob"}"#),
+        [(rb, ra, "fanout")]
+    );
+    cl.expect(&[(
+        a,
+        &format!(
+            r#"{{"type":"typing","channelId":"chat_alice_bob","userId":"bob","timestamp":{T0}}}"#
+        ),
+    )]);
+    // Errors that need the replica only never leave the sender's reactor.
+    assert_eq!(
+        cl.text(
+            a,
+            r#"{"type":"message","channelId":"chat_x_y","text":"no"}"#
+        ),
+        []
+    );
+    cl.expect(&[(a, &err("Not in this channel"))]);
+    // A duplicate login of bob on the hub's reactor: the kick, then bob#2 in the channel.
+    let b2 = c(hub, 9);
+    cl.apps[hub].open(b2, "/");
+    cl.text(b2, &register_msg("bob"));
+    let kicked = r#"{"type":"kicked","message":"Logged in from another client"}"#;
+    cl.apps[ra].expect_texts(&[(a, &left("chat_alice_bob", "bob", T0))]);
+    cl.apps[rb].expect(vec![
+        Effect::Send(b, frame::text(kicked)),
+        Effect::Close(b, None),
+    ]);
+    cl.apps[hub].expect_texts(&[(b2, &reg("bob", T0))]);
+    cl.apps[rb].close(b);
+    assert_eq!(cl.settle(), [(rb, hub, "hub")]);
+    cl.expect(&[]);
+    cl.text(a, &open_msg("bob"));
+    cl.expect(&[
+        (a, &opened("chat_alice_bob", "bob", true, T0)),
+        (b2, &invite("chat_alice_bob", "alice", T0)),
+    ]);
+    assert_eq!(cl.text(a, hello), [(ra, hub, "fanout")]);
+    cl.expect(&[(
+        b2,
+        &format!(r#"{{"type":"message","channelId":"chat_alice_bob","fromUserId":"alice","text":"Hello!","timestamp":{T0}}}"#),
+    )]);
+    // alice leaves: bob#2 gets user_left, and his messages reach nobody.
+    cl.apps[ra].close(a);
+    cl.settle();
+    cl.expect(&[(b2, &left("chat_alice_bob", "alice", T0))]);
+    let hi = r#"{"type":"message","channelId":"chat_alice_bob","text":"hi"}"#;
+    assert_eq!(cl.text(b2, hi), []);
+    cl.expect(&[]);
+}
+
+/// One message to several members on one other reactor crosses as one post.
+#[test]
+fn fan_out_is_one_post_per_destination_reactor() {
+    let mut cl = Cluster::new(3);
+    let c = |r: usize, n: u32| ConnId::new(r as u16, n, 1);
+    // `a_b`+`c` and `a`+`b_c` share `chat_a_b_c`.
+    let users = [
+        ("a_b", c(0, 1)),
+        ("c", c(1, 1)),
+        ("a", c(1, 2)),
+        ("b_c", c(2, 1)),
+    ];
+    for (name, conn) in users {
+        cl.apps[usize::from(conn.reactor)].open(conn, "/");
+        cl.text(conn, &register_msg(name));
+        cl.expect(&[(conn, &reg(name, T0))]);
+    }
+    cl.text(users[0].1, &open_msg("c"));
+    cl.text(users[2].1, &open_msg("b_c"));
+    for h in &mut cl.apps {
+        h.clear();
+    }
+    let m = r#"{"type":"message","channelId":"chat_a_b_c","text":"x"}"#;
+    let mut posts = cl.text(users[0].1, m);
+    posts.sort_unstable();
+    assert_eq!(posts, [(0, 1, "fanout"), (0, 2, "fanout")]);
+    let got = format!(
+        r#"{{"type":"message","channelId":"chat_a_b_c","fromUserId":"a_b","text":"x","timestamp":{T0}}}"#
+    );
+    cl.expect(&[(users[1].1, &got), (users[2].1, &got), (users[3].1, &got)]);
+}
+
+/// A connection on another reactor than the hub: its register goes there as one post and
+/// the answer comes back as one.
 #[test]
 fn cross_reactor_deliveries_are_batched_per_reactor() {
     let reactors = 2;
@@ -1024,5 +1251,10 @@ fn cross_reactor_deliveries_are_batched_per_reactor() {
         assert_eq!(to, hub);
         apps[hub].event(Event::Remote(m));
     }
-    apps[hub].expect_texts(&[(c, &reg("x", T0))]);
+    let mut posts = apps[hub].take_posts();
+    assert_eq!(posts.len(), 1);
+    let (to, m) = posts.pop().unwrap();
+    assert_eq!(to, other);
+    apps[other].event(Event::Remote(m));
+    apps[other].expect_texts(&[(c, &reg("x", T0))]);
 }

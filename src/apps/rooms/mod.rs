@@ -88,6 +88,7 @@ pub fn route(req: &Request, websocket: bool, cfg: &RoomsConfig) -> Route {
         "/websocket" => Route::Respond(plain(Status::BAD_REQUEST, "expected websocket")),
         "/details" | "/users" => Route::Http {
             owner: Some(owner_key(&room_name(req))),
+            max_body: None,
         },
         "/" | "/livemap" | "/chat" | "/poll" | "/ephemeral" => Route::Respond(page(path)),
         _ => Route::Respond(plain(Status::NOT_FOUND, NOT_FOUND)),
