@@ -331,7 +331,7 @@ pub struct Opts {
     /// Wait for the peer after the server's Close or HTTP answer [default: 2000].
     #[arg(long, env = "SWITCHBOARD_CLOSE_LINGER_MS")]
     pub close_linger_ms: Option<u64>,
-    /// Initial read buffer per WebSocket [default: 4096].
+    /// Read buffer per WebSocket; reads are staged through a shared 64 KiB buffer [default: 256].
     #[arg(long, env = "SWITCHBOARD_READ_BUFFER_BYTES")]
     pub read_buffer_bytes: Option<usize>,
     /// Queued bytes on one side of a pipe above which the other side is not read [default: 1048576].

@@ -374,7 +374,8 @@ pub struct Config {
     pub max_messages_per_sec: u32,
     /// Time to wait for the peer's Close reply (or EOF) after the server closed.
     pub close_linger_ms: u64,
-    /// Initial read buffer per WebSocket (tungstenite grows it for large frames).
+    /// Read buffer kept per WebSocket (tungstenite grows it for large frames); socket
+    /// reads are staged through one shared 64 KiB buffer per reactor.
     pub read_buffer_bytes: usize,
     /// Queued bytes on one side of a pipe above which the other side is not read.
     pub pipe_high_water_bytes: usize,
@@ -424,7 +425,7 @@ impl Default for Config {
             write_stall_timeout_ms: 30_000,
             max_messages_per_sec: 0,
             close_linger_ms: 2_000,
-            read_buffer_bytes: 4096,
+            read_buffer_bytes: 256,
             pipe_high_water_bytes: 1 << 20,
             allowed_origins: Vec::new(),
             trusted_proxies: Vec::new(),

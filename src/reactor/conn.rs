@@ -79,28 +79,84 @@ impl Conn {
 /// The stream tungstenite is lent: reads come from the socket, writes (pongs, close
 /// replies) go into the connection's queue, so the reactor stays the socket's only writer
 /// and frame order holds.
+///
+/// Reads are staged: one `read` syscall fills the reactor's shared 64 KiB buffer, and
+/// tungstenite's small reads are served from it. Each connection then needs only a small
+/// read buffer of its own (idle memory), while a large frame still costs one syscall per
+/// 64 KiB instead of one per connection buffer.
 pub struct WsIo<'a> {
     pub sock: &'a mut TcpStream,
     pub out: &'a mut Outbound,
     pub bytes_in: u64,
     pub bytes_queued: usize,
-    /// Set by a short read: the socket is empty for now.
-    pub drained: &'a mut bool,
+    pub staged: &'a mut Staged,
+}
+
+/// Bytes read from one socket and not yet handed to tungstenite.
+pub struct Staged {
+    pub buf: Box<[u8]>,
+    pub start: usize,
+    pub end: usize,
+    /// Set by a short read: the socket is empty for now. Edge-triggered epoll reports any
+    /// data that arrives later as a new event, so no `EAGAIN` read is needed.
+    pub drained: bool,
+    /// The socket may not be read (a paused pipe side): only staged bytes are served.
+    pub hold: bool,
+    /// A read was refused because of `hold`: the socket may still have input.
+    pub held: bool,
+}
+
+impl Staged {
+    pub fn new(size: usize) -> Staged {
+        Staged {
+            buf: vec![0; size].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            drained: false,
+            hold: false,
+            held: false,
+        }
+    }
+
+    /// Forgets what is staged: the next connection starts fresh.
+    pub fn reset(&mut self) {
+        self.start = 0;
+        self.end = 0;
+        self.drained = false;
+        self.hold = false;
+        self.held = false;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
 }
 
 impl Read for WsIo<'_> {
-    /// After a read that returned less than asked, the receive queue is empty: answer
-    /// `WouldBlock` without the syscall. Edge-triggered epoll reports any data that
-    /// arrives later as a new event, so nothing is missed and each message costs one read.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if *self.drained {
-            return Err(io::ErrorKind::WouldBlock.into());
+        let st = &mut *self.staged;
+        if st.start == st.end {
+            if st.drained {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            if st.hold {
+                st.held = true;
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = self.sock.read(&mut st.buf)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            if n < st.buf.len() {
+                st.drained = true;
+            }
+            self.bytes_in += n as u64;
+            st.start = 0;
+            st.end = n;
         }
-        let n = self.sock.read(buf)?;
-        if n > 0 && n < buf.len() {
-            *self.drained = true;
-        }
-        self.bytes_in += n as u64;
+        let n = buf.len().min(st.end - st.start);
+        buf[..n].copy_from_slice(&st.buf[st.start..st.start + n]);
+        st.start += n;
         Ok(n)
     }
 }

@@ -114,6 +114,8 @@ pub struct Reactor {
     /// Connections to remove from the slab at the end of the turn.
     to_drop: Vec<usize>,
     scratch: Box<[u8]>,
+    /// One socket's input on its way into tungstenite (see `conn::WsIo`).
+    staged: conn::Staged,
     draining: bool,
     drain_deadline: Millis,
     reported_drained: bool,
@@ -143,6 +145,7 @@ impl Reactor {
             to_reap: Vec::new(),
             to_drop: Vec::new(),
             scratch: vec![0; 64 * 1024].into_boxed_slice(),
+            staged: conn::Staged::new(64 * 1024),
             draining: false,
             drain_deadline: Millis::MAX,
             reported_drained: false,

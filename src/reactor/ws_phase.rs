@@ -42,18 +42,29 @@ impl Reactor {
     }
 
     fn read_ws(&mut self, key: usize) {
-        let mut drained = false;
-        for _ in 0..READ_BUDGET {
+        self.staged.reset();
+        for round in 0.. {
+            // Staged bytes belong to this connection only: finish them before yielding.
+            if round >= READ_BUDGET && self.staged.is_empty() {
+                // Budget spent with input left: continue next turn, after the others.
+                self.pending_reads.push(key);
+                return;
+            }
             let Some(c) = self.conns.get_mut(key) else {
                 return;
             };
+            if c.paused && self.staged.is_empty() {
+                return;
+            }
+            // A paused side finishes what is staged but takes nothing more from its socket.
+            self.staged.hold = c.paused;
             let Phase::Ws(ctx) = &mut c.phase else { return };
             let mut io = WsIo {
                 sock: &mut c.sock,
                 out: &mut c.out,
                 bytes_in: 0,
                 bytes_queued: 0,
-                drained: &mut drained,
+                staged: &mut self.staged,
             };
             let result = match ctx.read(&mut io) {
                 Ok(Message::Text(t)) => Read1::Text(t),
@@ -121,15 +132,14 @@ impl Reactor {
                 Read1::PeerClosed => return self.end(key, Disconnect::ClientClose),
                 Read1::Blocked => {
                     if let Some(c) = self.conns.get_mut(key) {
-                        c.readable = false;
+                        // Held back by a pause, the socket may still have input.
+                        c.readable = self.staged.held;
                     }
                     return;
                 }
                 Read1::Failed(reason) => return self.end(key, reason),
             }
         }
-        // Budget spent with input left: continue next turn, after the others.
-        self.pending_reads.push(key);
     }
 
     /// A piped frame from `from` to `to`: queued without the slow-consumer cap; when the
