@@ -244,3 +244,37 @@ pub fn jwt(data: &[u8]) {
         assert_eq!(jwt::claims_of_verified(&token), Some(claims));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every committed seed and regression input, through its entry, without libFuzzer
+    /// (`cargo test --lib --features fuzz fuzz::`).
+    #[test]
+    fn committed_corpus_replays() {
+        let entries: [(&str, fn(&[u8])); 11] = [
+            ("http_request", super::http_request),
+            ("ws_frames", super::ws_frames),
+            ("pester_json", super::pester_json),
+            ("rooms_message", super::rooms_message),
+            ("session_text", super::session_text),
+            ("signal_message", super::signal_message),
+            ("engineio", super::engineio),
+            ("socketio", super::socketio),
+            ("jwt", super::jwt),
+            ("router_ops", super::router_ops),
+            ("app_ops", super::app_ops),
+        ];
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+        for (name, entry) in entries {
+            let dir = root.join(name);
+            let files = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{dir:?}: {e}"));
+            let mut n = 0;
+            for f in files {
+                let path = f.expect("a readable dir entry").path();
+                entry(&std::fs::read(&path).expect("a readable seed"));
+                n += 1;
+            }
+            assert!(n > 0, "no seeds for {name}");
+        }
+    }
+}
