@@ -16,6 +16,9 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod frame;
+#[cfg(feature = "fuzz")]
+#[doc(hidden)]
+pub mod fuzz;
 pub mod http;
 pub mod metrics;
 pub mod reactor;

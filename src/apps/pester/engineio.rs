@@ -27,6 +27,10 @@ pub enum Packet<'a> {
 /// (empty, or an unknown type character).
 pub fn decode_text(s: &str) -> Option<Packet<'_>> {
     let t = *s.as_bytes().first()?;
+    if !t.is_ascii() {
+        // Not a type character, and `s[1..]` would cut inside a multi-byte char.
+        return None;
+    }
     let rest = &s[1..];
     Some(match t {
         b'0' => Packet::Open,
@@ -146,6 +150,16 @@ mod tests {
         assert_eq!(decode_payload(b"").collect::<Vec<_>>(), vec![None]);
         assert_eq!(decode_payload(b"b!!").collect::<Vec<_>>(), vec![None]);
         assert_eq!(decode_payload(b"3\x1e\x1e3").nth(1), Some(None));
+    }
+
+    /// Found by fuzzing (`fuzz/corpus/engineio/non_ascii_type`): a packet starting with a
+    /// multi-byte character panicked slicing it, from a WebSocket text frame or a payload.
+    #[test]
+    fn non_ascii_type_is_undecodable() {
+        assert_eq!(decode_text("\u{e9}4"), None);
+        assert_eq!(decode_text("\u{FFFD}"), None);
+        assert_eq!(decode_part("\u{1F600}x".as_bytes()), None);
+        assert_eq!(decode_payload("4a\x1e\u{e9}".as_bytes()).nth(1), Some(None));
     }
 
     #[test]
