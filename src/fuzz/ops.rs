@@ -102,6 +102,7 @@ fn targets(kind: AppKind) -> &'static [&'static str] {
             "/connect/a/b/k",
         ],
         AppKind::Bench => &["/?room=a", "/?room=b", "/"],
+        AppKind::Echo => &["/"],
     }
 }
 
@@ -147,7 +148,7 @@ fn templates(kind: AppKind) -> &'static [&'static str] {
             r#"{"type":"Leave","leave":["@"]}"#,
             r#"{"join":"@","leave":["k"]}"#,
         ],
-        AppKind::Bench => &["@"],
+        AppKind::Bench | AppKind::Echo => &["@"],
     }
 }
 
@@ -473,7 +474,7 @@ pub fn app_ops(data: &[u8]) {
         return;
     };
     let cfg = config();
-    match which % 6 {
+    match which % 7 {
         0 => {
             let app = apps::pester::Pester::new(0, 1, &cfg.pester_opts, [1, 2]);
             Driver::new(AppKind::Pester, app).run(rest);
@@ -494,6 +495,7 @@ pub fn app_ops(data: &[u8]) {
             apps::signal::Signal::new(cfg.signal_limits.clone()),
         )
         .run(rest),
+        5 => Driver::new(AppKind::Echo, apps::echo::Echo).run(rest),
         _ => Driver::new(AppKind::Bench, apps::bench::Bench::default()).run(rest),
     }
 }
