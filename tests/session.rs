@@ -744,3 +744,18 @@ fn measure_room_of_100_with_10_senders() {
         s.stop(DEADLINE).unwrap();
     }
 }
+
+/// A new room past `max_rooms` (per owner reactor) gets 503 before the upgrade; an
+/// existing room still takes members.
+#[test]
+fn max_rooms_answers_503_before_the_upgrade() {
+    let s = server_with(1, |c| c.session_settings.max_rooms = 1);
+    let addr = s.addr(AppKind::Session).unwrap();
+    let mut a = join(addr, "alice", "r1");
+    text(&mut a);
+    let answer = upgrade(addr, &format!("/?token={}", token("bob", "r2", addr)));
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    let mut c = join(addr, "carol", "r1");
+    text(&mut c);
+    s.stop(DEADLINE).unwrap();
+}

@@ -191,7 +191,12 @@ impl Reactor {
                 .pester
                 .as_mut()
                 .map(|(a, _)| a.accept(conn, req, now, headers)),
-            AppKind::Session | AppKind::Signal | AppKind::Bench | AppKind::Echo => None,
+            AppKind::Session => self
+                .apps
+                .session
+                .as_mut()
+                .map(|(a, _)| a.accept(conn, req, now, headers)),
+            AppKind::Signal | AppKind::Bench | AppKind::Echo => None,
         }
         .unwrap_or(Ok(()))
     }

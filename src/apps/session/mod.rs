@@ -274,6 +274,31 @@ impl Session {
 impl App for Session {
     type Msg = SessionMsg;
 
+    /// `max_rooms`: a token for a new room while the owner already holds `max_rooms` rooms
+    /// gets `503` before the upgrade (the count is per owner reactor).
+    fn accept(
+        &mut self,
+        _conn: ConnId,
+        req: &Request,
+        now: Millis,
+        _headers: &mut Vec<(String, String)>,
+    ) -> Result<(), Response> {
+        let token = req.query_param("token").unwrap_or_default();
+        let Some(claims) = jwt::claims_of_verified(&token) else {
+            return Ok(());
+        };
+        let stale = self
+            .rooms
+            .get(&claims.room_id)
+            .is_some_and(|r| self.expired(r, now));
+        let new_room = stale || !self.rooms.contains_key(&claims.room_id);
+        let live = self.rooms.len() - usize::from(stale);
+        if new_room && live >= self.max_rooms {
+            return Err(Response::status(Status::SERVICE_UNAVAILABLE));
+        }
+        Ok(())
+    }
+
     fn handle(&mut self, event: Event<'_, SessionMsg>, now: Millis, out: &mut Outbox<SessionMsg>) {
         match event {
             Event::Opened { conn, req } => self.join(conn, req, now, out),

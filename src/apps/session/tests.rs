@@ -497,6 +497,16 @@ fn max_rooms_refuses_a_new_room_only() {
     )]);
     join(&mut h, c, "carol", "r1");
     assert_eq!(drain_texts(&mut h).len(), 2);
+    // Before the upgrade the owner answers 503 for a new room, and lets an existing one in.
+    let new_room = crate::apps::harness::request(&target("dave", "r3"));
+    let refused = h.app.accept(conn(4), &new_room, h.now, &mut Vec::new());
+    assert_eq!(refused.map_err(|r| r.status.0), Err(503));
+    let old_room = crate::apps::harness::request(&target("erin", "r1"));
+    assert!(
+        h.app
+            .accept(conn(5), &old_room, h.now, &mut Vec::new())
+            .is_ok()
+    );
 }
 
 #[test]
