@@ -381,3 +381,91 @@ mod tests {
         );
     }
 }
+
+/// Progress of decoding a `Transfer-Encoding: chunked` body.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Chunked {
+    /// More bytes are needed.
+    Partial,
+    /// The whole body, decoded.
+    Complete(Vec<u8>),
+    /// The decoded body would be larger than the cap.
+    TooLarge,
+    /// Not valid chunked encoding.
+    Invalid,
+}
+
+/// Decodes a chunked body from the bytes read so far (chunk extensions and trailers are
+/// accepted and ignored). `max` caps the decoded size, checked as chunks arrive.
+pub fn dechunk(raw: &[u8], max: usize) -> Chunked {
+    let line_end = |from: usize| {
+        raw[from..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map(|i| from + i)
+    };
+    let mut body = Vec::new();
+    let mut pos = 0;
+    loop {
+        let Some(eol) = line_end(pos) else {
+            // A size line longer than any sane one is not coming.
+            return if raw.len() - pos > 1024 {
+                Chunked::Invalid
+            } else {
+                Chunked::Partial
+            };
+        };
+        let line = &raw[pos..eol];
+        let digits = line.split(|&b| b == b';').next().unwrap_or(&[]);
+        let digits = std::str::from_utf8(digits).map(str::trim).unwrap_or("");
+        if digits.is_empty() || digits.len() > 15 {
+            return Chunked::Invalid;
+        }
+        let Ok(size) = usize::from_str_radix(digits, 16) else {
+            return Chunked::Invalid;
+        };
+        pos = eol + 2;
+        if size == 0 {
+            // Trailer lines up to an empty line.
+            loop {
+                let Some(eol) = line_end(pos) else {
+                    return Chunked::Partial;
+                };
+                if eol == pos {
+                    return Chunked::Complete(body);
+                }
+                pos = eol + 2;
+            }
+        }
+        if body.len() + size > max {
+            return Chunked::TooLarge;
+        }
+        if raw.len() < pos + size + 2 {
+            return Chunked::Partial;
+        }
+        if &raw[pos + size..pos + size + 2] != b"\r\n" {
+            return Chunked::Invalid;
+        }
+        body.extend_from_slice(&raw[pos..pos + size]);
+        pos += size + 2;
+    }
+}
+
+#[cfg(test)]
+mod chunked_tests {
+    use super::*;
+
+    #[test]
+    fn chunked_bodies_decode_in_pieces_and_respect_the_cap() {
+        let raw = b"2\r\n40\r\n3;ext=1\r\nabc\r\n0\r\nX-T: 1\r\n\r\n";
+        for cut in 0..raw.len() {
+            assert_eq!(dechunk(&raw[..cut], 100), Chunked::Partial, "cut at {cut}");
+        }
+        assert_eq!(dechunk(raw, 100), Chunked::Complete(b"40abc".to_vec()));
+        assert_eq!(dechunk(b"0\r\n\r\n", 0), Chunked::Complete(Vec::new()));
+        assert_eq!(dechunk(raw, 4), Chunked::TooLarge);
+        assert_eq!(dechunk(b"zz\r\n", 100), Chunked::Invalid);
+        assert_eq!(dechunk(b"2\r\nabcd\r\n", 100), Chunked::Invalid);
+        assert_eq!(dechunk(&[b'1'; 2000], 100), Chunked::Invalid);
+    }
+}

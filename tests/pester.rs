@@ -376,3 +376,37 @@ fn pst_41_60_63_socket_io_over_websocket() {
         assert_eq!(c.expect_close().0, 1005);
     });
 }
+
+/// PST-44, chunked variant: a POST with `Transfer-Encoding: chunked` is de-chunked (the
+/// chunks split across writes); `maxPayload` counts the decoded bytes.
+#[test]
+fn pst_44_chunked_post_is_dechunked() {
+    each_threads(|addr| {
+        let sid = poll_sid(addr);
+        let head = format!(
+            "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nContent-Type: text/plain;charset=UTF-8\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        use std::io::{Read, Write};
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(b"1\r\n4\r\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        s.write_all(b"1;x=y\r\n0\r\n0\r\n\r\n").unwrap();
+        let mut r = String::new();
+        let _ = s.read_to_string(&mut r);
+        assert!(r.starts_with("HTTP/1.1 200 ") && body(&r) == "ok", "{r}");
+        let r = get(
+            addr,
+            &format!("/socket.io/?EIO=4&transport=polling&sid={sid}"),
+        );
+        assert!(body(&r).starts_with(r#"40{"sid":""#), "{r}");
+        let bad = http(
+            addr,
+            &format!(
+                "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+            ),
+        );
+        assert!(bad.starts_with("HTTP/1.1 400 "), "{bad}");
+    });
+}

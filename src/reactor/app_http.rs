@@ -1,5 +1,5 @@
 //! Plain HTTP requests answered by an app (`Route::Http`): read the body by
-//! `Content-Length`, move the request to the owner reactor, hand it to the app, and write
+//! `Content-Length` or `Transfer-Encoding: chunked`, move the request to the owner reactor, hand it to the app, and write
 //! the app's answer whenever it comes (long-polling holds a request open).
 //!
 //! One request per TCP connection: every answer carries `Connection: close`.
@@ -9,7 +9,7 @@ use super::conn::Phase;
 use super::dispatch::CoreEvent;
 use super::inbox::{Envelope, HandoffKind};
 use crate::error::Reject;
-use crate::http::{Request, Response, Status};
+use crate::http::{self, Chunked, Request, Response, Status};
 use crate::router::{ConnId, owner_of};
 use std::io::{self, Read};
 
@@ -27,12 +27,31 @@ impl Reactor {
             return;
         };
         let max = max_body.unwrap_or(self.shared.config.app(app).max_message_bytes);
-        if req
+        let chunked = req
             .header("transfer-encoding")
-            .is_some_and(|v| !v.trim().eq_ignore_ascii_case("identity"))
-        {
-            let r = Response::text(Status(411, "Length Required"), "Length Required");
-            return self.respond(key, r, Some(Reject::BadRequest));
+            .map(|v| v.trim().to_ascii_lowercase());
+        match chunked.as_deref() {
+            None | Some("identity") => {}
+            Some("chunked") => {
+                if let Some(c) = self.conns.get_mut(key) {
+                    c.phase = Phase::HttpBody {
+                        req: Box::new(req),
+                        body: leftover,
+                        need: max,
+                        owner,
+                        chunked: Some(max_body.is_some()),
+                    };
+                    c.readable = true;
+                }
+                return self.read_body(key);
+            }
+            Some(_) => {
+                let r = Response::text(
+                    Status(501, "Not Implemented"),
+                    "Unsupported Transfer-Encoding",
+                );
+                return self.respond(key, r, Some(Reject::BadRequest));
+            }
         }
         let need = match req.header("content-length").map(str::trim) {
             None => 0,
@@ -64,22 +83,51 @@ impl Reactor {
                 body: leftover,
                 need,
                 owner,
+                chunked: None,
             };
             c.readable = true;
         }
         self.read_body(key);
     }
 
-    /// Reads more of a request body (bounded by the handshake deadline).
+    /// Reads more of a request body (bounded by the handshake deadline). A chunked body
+    /// is kept raw in `body` and decoded after each read; `need` is then its decoded cap.
     pub(super) fn read_body(&mut self, key: usize) {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
-        let Phase::HttpBody { body, need, .. } = &mut c.phase else {
+        let Phase::HttpBody {
+            body,
+            need,
+            chunked,
+            ..
+        } = &mut c.phase
+        else {
             return;
         };
-        while body.len() < *need {
-            let want = (*need - body.len()).min(self.scratch.len());
+        let raw_cap = need.saturating_mul(2).saturating_add(4096);
+        loop {
+            if chunked.is_some() {
+                match http::dechunk(body, *need) {
+                    Chunked::Partial if body.len() <= raw_cap => {}
+                    Chunked::Partial | Chunked::TooLarge => return self.body_too_large(key),
+                    Chunked::Invalid => {
+                        let r = Response::text(Status::BAD_REQUEST, "Invalid chunked body");
+                        return self.respond(key, r, Some(Reject::BadRequest));
+                    }
+                    Chunked::Complete(decoded) => {
+                        *body = decoded;
+                        break;
+                    }
+                }
+            } else if body.len() >= *need {
+                break;
+            }
+            let want = if chunked.is_some() {
+                self.scratch.len()
+            } else {
+                (*need - body.len()).min(self.scratch.len())
+            };
             match c.sock.read(&mut self.scratch[..want]) {
                 Ok(0) => return self.drop_now(key),
                 Ok(n) => body.extend_from_slice(&self.scratch[..n]),
@@ -98,6 +146,30 @@ impl Reactor {
         {
             self.route_to_app(key, *req, body, owner);
         }
+    }
+
+    /// A chunked body past its cap: the app answers when it asked for oversize requests
+    /// (`Route::Http { max_body: Some(..) }`), the core answers 413 otherwise.
+    fn body_too_large(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let phase = std::mem::replace(&mut c.phase, Phase::Http { head: Vec::new() });
+        let Phase::HttpBody {
+            mut req,
+            owner,
+            chunked,
+            ..
+        } = phase
+        else {
+            return;
+        };
+        if chunked == Some(true) {
+            req.body_too_large = true;
+            return self.route_to_app(key, *req, Vec::new(), owner);
+        }
+        let r = Response::status(Status::PAYLOAD_TOO_LARGE);
+        self.respond(key, r, Some(Reject::AppAnswer));
     }
 
     fn route_to_app(&mut self, key: usize, req: Request, body: Vec<u8>, owner: Option<Vec<u8>>) {

@@ -20,6 +20,9 @@ pub enum Phase {
         body: Vec<u8>,
         need: usize,
         owner: Option<Vec<u8>>,
+        /// A chunked body (kept raw until complete); `Some(true)` when the app answers an
+        /// oversize body itself.
+        chunked: Option<bool>,
     },
     /// The app holds the request (`Event::Http`) and answers it with `Effect::Respond`.
     HttpApp,
