@@ -5,6 +5,9 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+mod arena;
+pub use arena::{MAX_CARVED_BYTES, transient};
+
 /// An encoded server frame: header and payload, ready for `writev`.
 pub type Frame = Bytes;
 
@@ -38,12 +41,18 @@ pub fn put_header(out: &mut BytesMut, opcode: u8, len: usize) {
     }
 }
 
-/// One final frame with `payload`, in a single allocation.
+/// One final frame with `payload`, in a single allocation of its own: for frames that are
+/// kept (cached, held). Frames sent at once and dropped come from [`transient`].
 pub fn encode(opcode: u8, payload: &[u8]) -> Frame {
     let mut out = BytesMut::with_capacity(header_len(payload.len()) + payload.len());
     put_header(&mut out, opcode, payload.len());
     out.put_slice(payload);
     out.freeze()
+}
+
+/// A text frame for sending now, from the thread's arena: see [`transient`].
+pub fn transient_text(payload: &str) -> Frame {
+    transient(OP_TEXT, payload.as_bytes())
 }
 
 pub fn text(payload: &str) -> Frame {

@@ -375,11 +375,13 @@ fn a_peer_that_never_pongs_is_dropped_after_interval_plus_timeout() {
     let watcher = std::thread::spawn(move || {
         let start = Instant::now();
         let mut pings = 0;
-        mute.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        // Generous bounds: a loaded CI machine can delay the 1 s sweep.
+        mute.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         while let Some((_, op, _)) = read_frame(&mut mute) {
             assert_eq!(op, 9, "only Pings, then the drop without a Close");
             pings += 1;
-            assert!(start.elapsed() < Duration::from_secs(5));
+            assert!(start.elapsed() < Duration::from_secs(10), "never dropped");
         }
         (pings, start.elapsed())
     });
@@ -395,7 +397,7 @@ fn a_peer_that_never_pongs_is_dropped_after_interval_plus_timeout() {
     assert!(pings >= 1, "no Ping before the drop after {waited:?}");
     // 2 s of silence, swept on the 1 s tick.
     assert!(
-        waited >= Duration::from_millis(1900) && waited < Duration::from_millis(3600),
+        waited >= Duration::from_millis(1900) && waited < Duration::from_millis(6000),
         "dropped after {waited:?}"
     );
     by.check("after the mute peer");

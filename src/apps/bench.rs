@@ -70,8 +70,10 @@ impl App for Bench {
                 self.member.insert(conn, (room, members.len()));
                 members.push(conn);
             }
-            Event::Text { conn, text } => self.publish(conn, frame::text(text), out),
-            Event::Binary { conn, data } => self.publish(conn, frame::binary(data), out),
+            Event::Text { conn, text } => self.publish(conn, frame::transient_text(text), out),
+            Event::Binary { conn, data } => {
+                self.publish(conn, frame::transient(frame::OP_BINARY, data), out)
+            }
             Event::Closed { conn } => {
                 let Some((room, index)) = self.member.remove(conn) else {
                     return;

@@ -32,8 +32,10 @@ impl App for Echo {
 
     fn handle(&mut self, event: Event<'_, Never>, _now: Millis, out: &mut Outbox<Never>) {
         match event {
-            Event::Text { conn, text } => out.send(conn, frame::text(text)),
-            Event::Binary { conn, data } => out.send(conn, frame::binary(data)),
+            Event::Text { conn, text } => out.send(conn, frame::transient_text(text)),
+            Event::Binary { conn, data } => {
+                out.send(conn, frame::transient(frame::OP_BINARY, data))
+            }
             Event::Remote(never) => match never {},
             Event::Opened { .. }
             | Event::Closed { .. }

@@ -164,10 +164,12 @@ impl App for Pair {
                 self.partner.insert(conn, None);
                 self.tell_lobby(PairMsg::Arrive(conn), out);
             }
-            Event::Text { conn, text } => self.relay(conn, || frame::text(text), out),
-            Event::Binary { conn, data } => {
-                self.relay(conn, || frame::text(&String::from_utf8_lossy(data)), out)
-            }
+            Event::Text { conn, text } => self.relay(conn, || frame::transient_text(text), out),
+            Event::Binary { conn, data } => self.relay(
+                conn,
+                || frame::transient_text(&String::from_utf8_lossy(data)),
+                out,
+            ),
             Event::Closed { conn } => {
                 if self.partner.remove(conn).is_some() {
                     self.tell_lobby(PairMsg::Leave(conn), out);

@@ -1,6 +1,6 @@
 //! A connection's outbound queue: references to encoded frames, written with `writev`.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 
@@ -17,6 +17,8 @@ pub struct Outbound {
     popped: u64,
     /// Absolute index of the frame pushed with [`Outbound::push_latest`] last.
     latest: Option<u64>,
+    /// Absolute index of the first frame [`Outbound::unpin`] has not copied yet.
+    unpinned: u64,
 }
 
 /// Most slices handed to one `writev` call (well under `IOV_MAX`).
@@ -63,6 +65,41 @@ impl Outbound {
             self.queued -= f.len();
         }
         self.latest = None;
+        self.unpinned = self.unpinned.min(self.popped + self.frames.len() as u64);
+    }
+
+    /// Copies the frames waiting behind a blocked socket into buffers of this queue's own,
+    /// one per run of frames, so that a slow reader holds its own bytes and never a
+    /// shared arena chunk (`frame::transient`). A frame partly written stays as it is, and
+    /// the latest frame stays on its own so that it can still be replaced. Each frame is
+    /// copied at most once: this runs only when a write blocked, so a fast reader never pays.
+    pub fn unpin(&mut self) {
+        let first =
+            usize::from(self.offset > 0).max(self.unpinned.saturating_sub(self.popped) as usize);
+        if first >= self.frames.len() {
+            return;
+        }
+        let latest = self
+            .latest
+            .filter(|&abs| abs >= self.popped)
+            .map(|abs| (abs - self.popped) as usize);
+        let rest: Vec<Bytes> = self.frames.drain(first..).collect();
+        let mut run = BytesMut::new();
+        for (i, f) in rest.into_iter().enumerate() {
+            if Some(first + i) == latest {
+                if !run.is_empty() {
+                    self.frames.push_back(run.split().freeze());
+                }
+                self.latest = Some(self.popped + self.frames.len() as u64);
+                self.frames.push_back(Bytes::copy_from_slice(&f));
+            } else {
+                run.extend_from_slice(&f);
+            }
+        }
+        if !run.is_empty() {
+            self.frames.push_back(run.freeze());
+        }
+        self.unpinned = self.popped + self.frames.len() as u64;
     }
 
     /// Writes as much as the socket takes. Returns the bytes written; `WouldBlock` is not
@@ -186,6 +223,38 @@ mod tests {
         o.push_latest(Bytes::from_static(b"S5"));
         o.write_to(&mut sink).unwrap();
         assert_eq!(sink.got, b"aS2xbS3S5");
+    }
+
+    /// Unpinning keeps the byte stream, the partly written head and the latest frame's
+    /// replaceability, and never copies a frame twice.
+    #[test]
+    fn unpin_copies_waiting_frames_once_and_keeps_the_latest_replaceable() {
+        let mut o = Outbound::default();
+        o.push(Bytes::from_static(b"head"));
+        o.push(Bytes::from_static(b"a"));
+        o.push_latest(Bytes::from_static(b"L1"));
+        o.push(Bytes::from_static(b"b"));
+        o.push(Bytes::from_static(b"c"));
+        let mut sink = Trickle {
+            got: vec![],
+            cap: 100,
+            budget: 2,
+        };
+        o.write_to(&mut sink).unwrap(); // half of "head"
+        o.unpin();
+        // head (partly written), "a", "L1", "bc"
+        assert_eq!(o.frames.len(), 4);
+        assert_eq!(&o.frames[3][..], b"bc");
+        o.push(Bytes::from_static(b"d"));
+        o.unpin();
+        assert_eq!(o.frames.len(), 5, "only the new frame is copied");
+        o.push_latest(Bytes::from_static(b"L2"));
+        assert_eq!(o.queued(), 2 + 1 + 2 + 2 + 1);
+        sink.budget = 100;
+        o.write_to(&mut sink).unwrap();
+        assert_eq!(sink.got, b"headaL2bcd");
+        assert!(o.is_empty());
+        o.unpin();
     }
 
     #[test]

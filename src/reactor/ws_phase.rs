@@ -103,11 +103,11 @@ impl Reactor {
             if let Some(to) = pipe {
                 match result {
                     Read1::Text(t) => {
-                        self.relay(key, to, frame::encode(frame::OP_TEXT, t.as_bytes()));
+                        self.relay(key, to, frame::transient(frame::OP_TEXT, t.as_bytes()));
                         continue;
                     }
                     Read1::Binary(b) => {
-                        self.relay(key, to, frame::encode(frame::OP_BINARY, &b));
+                        self.relay(key, to, frame::transient(frame::OP_BINARY, &b));
                         continue;
                     }
                     _ => {}
@@ -412,6 +412,10 @@ impl Reactor {
                         &self.shared.stats[self.me].services[service].bytes_out,
                         n as u64,
                     );
+                }
+                if !c.out.is_empty() {
+                    // Blocked: what waits must not pin shared arena chunks.
+                    c.out.unpin();
                 }
             }
             Err(_) => {

@@ -296,7 +296,7 @@ impl Pester {
 
     /// One frame for several peers: local ones now, one post per other reactor.
     fn fan_out(&mut self, json: String, to: Vec<Peer>, now: Millis, out: &mut Outbox<PesterMsg>) {
-        let raw = frame::text(&json);
+        let raw = frame::transient_text(&json);
         let json: Arc<str> = json.into();
         for p in to {
             let r = p.reactor();
@@ -335,7 +335,7 @@ impl Pester {
     /// Hub output for a peer of this reactor.
     fn apply_out(&mut self, o: Out, now: Millis, out: &mut Outbox<PesterMsg>) {
         let (id, d) = match o {
-            Out::Json(Peer::Raw(c), json) => return out.send(c, frame::text(&json)),
+            Out::Json(Peer::Raw(c), json) => return out.send(c, frame::transient_text(&json)),
             Out::Kick(Peer::Raw(c)) => return out.effects.push(Effect::Close(c, None)),
             Out::Ack(Peer::Raw(_), _) => return,
             Out::Json(Peer::Sio { id, .. }, json) => (id, Delivery::Json(json)),

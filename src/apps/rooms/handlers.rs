@@ -273,7 +273,7 @@ impl Rooms {
         body.push_str("\"user\":");
         body.push_str(&user.public_json());
         body.push('}');
-        let f = frame::text(&wire::typed("chat", &body));
+        let f = frame::transient_text(&wire::typed("chat", &body));
         room.subscribers("chat", "all", |to| deliver(conns, to, f.clone(), now, out));
     }
 

@@ -189,7 +189,7 @@ impl Signal {
             }
             // The reactor relays piped frames itself; this covers a frame that reached the
             // app anyway, with the same result.
-            Some(Side::Piped { partner }) => out.send(*partner, frame::encode(opcode, data)),
+            Some(Side::Piped { partner }) => out.send(*partner, frame::transient(opcode, data)),
             Some(Side::Done) | None => {}
         }
     }
