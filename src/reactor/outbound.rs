@@ -257,6 +257,67 @@ mod tests {
         o.unpin();
     }
 
+    /// Random pushes, latest pushes, partial writes and unpins against a model: the bytes
+    /// on the wire are the frames in order, with each latest frame replaced only while it
+    /// was unsent.
+    #[test]
+    fn random_operations_keep_the_byte_stream() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for case in 0..300u64 {
+            let mut o = Outbound::default();
+            let mut model: Vec<Vec<u8>> = Vec::new();
+            let mut latest: Option<usize> = None;
+            let mut sink = Trickle {
+                got: vec![],
+                cap: 1,
+                budget: 0,
+            };
+            for step in 0..60u64 {
+                let frame: Vec<u8> = (0..1 + next(12)).map(|i| (case + step + i) as u8).collect();
+                match next(5) {
+                    0 | 1 => {
+                        o.push(Bytes::from(frame.clone()));
+                        model.push(frame);
+                    }
+                    2 => {
+                        o.push_latest(Bytes::from(frame.clone()));
+                        let start = |i: usize| model[..i].iter().map(Vec::len).sum::<usize>();
+                        match latest {
+                            Some(i) if start(i) >= sink.got.len() => model[i] = frame,
+                            _ => {
+                                latest = Some(model.len());
+                                model.push(frame);
+                            }
+                        }
+                    }
+                    3 => {
+                        sink.cap = 1 + next(30) as usize;
+                        sink.budget = next(40) as usize;
+                        o.write_to(&mut sink).unwrap();
+                    }
+                    _ => o.unpin(),
+                }
+                let total: usize = model.iter().map(Vec::len).sum();
+                assert_eq!(
+                    o.queued(),
+                    total - sink.got.len(),
+                    "case {case} step {step}"
+                );
+            }
+            sink.budget = usize::MAX;
+            sink.cap = usize::MAX;
+            o.write_to(&mut sink).unwrap();
+            assert_eq!(sink.got, model.concat(), "case {case}");
+            assert!(o.is_empty());
+        }
+    }
+
     #[test]
     fn discard_keeps_a_partly_written_frame() {
         let mut o = Outbound::default();
