@@ -84,7 +84,7 @@ impl Outbound {
             .filter(|&abs| abs >= self.popped)
             .map(|abs| (abs - self.popped) as usize);
         let rest: Vec<Bytes> = self.frames.drain(first..).collect();
-        let mut run = BytesMut::new();
+        let mut run = BytesMut::with_capacity(rest.iter().map(Bytes::len).sum());
         for (i, f) in rest.into_iter().enumerate() {
             if Some(first + i) == latest {
                 if !run.is_empty() {
