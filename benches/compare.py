@@ -3,9 +3,12 @@
 
 Each server runs pinned to CPU 0, the load generator to CPU 1. Servers are interleaved and
 the whole round is repeated; the table shows medians (min..max) and switchboard/peer
-ratios of every figure. Everything binds 127.0.0.1; every run is bounded in time.
+ratios of every figure. Each fan-out scenario also gets a "floor" column: switchboard-load's
+`floor` scenario (no server; a writer thread on CPU 0 writes the same frames, W at a time,
+to as many loopback TCP connections, read on CPU 1), i.e. the kernel's own cost for that
+write pattern. Everything binds 127.0.0.1; every run is bounded in time.
 
-  benches/compare.py [--reps 3] [--peers uws,tt4k,tt,ws,socketio] [--quick]
+  benches/compare.py [--reps 3] [--peers uws,tt4k,tt,ws,socketio] [--quick] [--no-floor]
 """
 import argparse
 import os
@@ -40,11 +43,24 @@ def peer_cmd(name):
 SCENARIOS = [
     ("fanout 100 subs, 1 in flight", ["fanout", "--subs", "100", "--window", "1"], ["server_us_per_msg", "msgs_per_s", "p50_us", "p99_us"]),
     ("fanout 1000 subs, 16 in flight", ["fanout", "--subs", "1000", "--window", "16"], ["server_us_per_msg", "msgs_per_s", "p99_us"]),
+    ("burst 1000 subs, 64 in flight", ["fanout", "--subs", "1000", "--window", "64"], ["server_us_per_msg", "msgs_per_s", "p99_us"]),
+    ("fanout 1000 subs, 4 KiB, 16 in flight", ["fanout", "--subs", "1000", "--window", "16", "--size", "4096"], ["server_us_per_msg", "msgs_per_s", "gb_per_s", "p99_us"]),
     ("relay 50 pairs ping-pong", ["relay", "--target", "room", "--pairs", "50", "--window", "1"], ["server_us_per_msg", "msgs_per_s", "rtt_p50_us", "rtt_p99_us"]),
     ("relay 1 pair unloaded", ["relay", "--target", "room", "--pairs", "1", "--window", "1"], ["rtt_p50_us", "rtt_p99_us"]),
     ("10k idle connections", ["conns", "--count", "10000", "--concurrency", "200"], ["rss_per_conn_bytes", "handshakes_per_s", "server_us_per_handshake"]),
 ]
 LOWER_IS_BETTER = re.compile(r"_us|rss_")
+
+# The kernel floor of each fan-out scenario: the same connections, frames per round and size.
+FLOOR = {
+    "fanout 100 subs, 1 in flight": ["--conns", "100", "--frames", "1"],
+    "fanout 1000 subs, 16 in flight": ["--conns", "1000", "--frames", "16"],
+    "burst 1000 subs, 64 in flight": ["--conns", "1000", "--frames", "64"],
+    "fanout 1000 subs, 4 KiB, 16 in flight": ["--conns", "1000", "--frames", "16", "--size", "4096"],
+}
+# Scenario figure -> the floor's figure that stands for it.
+FLOOR_FIGURES = {"server_us_per_msg": "writer_us_per_frame", "msgs_per_s": "frames_per_s", "gb_per_s": "gb_per_s"}
+FLOOR_DETAIL = ["writer_us_per_frame", "writer_us_per_call", "calls_per_conn_round", "reader_us_per_frame", "frames_per_s", "gb_per_s"]
 
 
 def wait_port(port, proc, timeout=10.0):
@@ -82,11 +98,24 @@ def stop(proc):
         proc.wait()
 
 
+def timing(quick):
+    return ["--warmup", "0.5", "--duration", "1.5"] if quick else ["--warmup", "1", "--duration", "3"]
+
+
 def run_load(args, port, pid, proto, quick):
-    timing = ["--warmup", "0.5", "--duration", "1.5"] if quick else ["--warmup", "1", "--duration", "3"]
     cmd = (["taskset", "-c", "1", os.path.join(RELEASE, "switchboard-load")] + args[:1]
            + ["--addr", f"127.0.0.1:{port}", "--server-pid", str(pid), "--proto", proto]
-           + args[1:] + (timing if args[0] != "conns" else []))
+           + args[1:] + (timing(quick) if args[0] != "conns" else []))
+    return run_cmd(cmd)
+
+
+def run_floor(args, quick):
+    """The floor scenario: no server; its writer thread pins itself to CPU 0, the reader runs on CPU 1."""
+    cmd = ["taskset", "-c", "1", os.path.join(RELEASE, "switchboard-load"), "floor", "--writer-cpu", "0"] + args + timing(quick)
+    return run_cmd(cmd)
+
+
+def run_cmd(cmd):
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
     if line is None:
@@ -100,6 +129,7 @@ def main():
     ap.add_argument("--peers", default="uws,tt4k,tt,ws,socketio")
     ap.add_argument("--quick", action="store_true", help="shorter windows (a smoke run)")
     ap.add_argument("--no-install", action="store_true")
+    ap.add_argument("--no-floor", action="store_true", help="skip the kernel floor runs")
     a = ap.parse_args()
     peers = [p for p in a.peers.split(",") if p]
     if shutil.which("taskset") is None:
@@ -125,24 +155,41 @@ def main():
                     print(f"rep {rep + 1} {server:11} {label}: {'ok' if res else err}", file=sys.stderr)
             finally:
                 stop(proc)
-    print_table(servers, results, errors)
+        if not a.no_floor:
+            for label, fargs in FLOOR.items():
+                res, err = run_floor(fargs, a.quick)
+                if res:
+                    results.setdefault((label, "floor"), []).append(res)
+                else:
+                    errors[(label, "floor")] = err
+                print(f"rep {rep + 1} {'floor':11} {label}: {'ok' if res else err}", file=sys.stderr)
+    columns = servers + ([] if a.no_floor else ["floor"])
+    print_table(columns, results, errors)
 
 
 def fmt(v):
     return f"{v:.3g}" if v < 1000 else f"{v:,.0f}"
 
 
+def figure_runs(results, label, server, fig):
+    if server == "floor":
+        fig = FLOOR_FIGURES.get(fig)
+    return [float(r[fig]) for r in results.get((label, server), []) if fig in r]
+
+
 def print_table(servers, results, errors):
-    print(f"\nServer on CPU 0, load on CPU 1; median (min..max) of the runs; ratio = switchboard/peer.\n")
+    print(f"\nServer on CPU 0, load on CPU 1; median (min..max) of the runs; ratio = switchboard/peer"
+          f" (for floor: switchboard/floor, the floor being the writer thread's CPU per frame).\n")
     for label, _, figures in SCENARIOS:
+        cols = [s for s in servers if s != "floor" or label in FLOOR]
         print(f"### {label}\n")
-        print("| figure | " + " | ".join(servers) + " |")
-        print("|---" * (len(servers) + 1) + "|")
+        print("| figure | " + " | ".join(cols) + " |")
+        print("|---" * (len(cols) + 1) + "|")
         for fig in figures:
             cells = []
             base = None
-            for server in servers:
-                runs = [float(r[fig]) for r in results.get((label, server), []) if fig in r]
+            for server in cols:
+                runs = figure_runs(results, label, server, fig)
                 if not runs:
                     cells.append("failed" if (label, server) in errors else "-")
                     continue
@@ -155,6 +202,18 @@ def print_table(servers, results, errors):
                 cells.append(cell)
             better = "lower is better" if LOWER_IS_BETTER.search(fig) else "higher is better"
             print(f"| {fig} ({better}) | " + " | ".join(cells) + " |")
+        print()
+    floors = [label for label in FLOOR if (label, "floor") in results]
+    if floors:
+        print("### kernel floor (no server: writer thread on CPU 0, reader on CPU 1)\n")
+        print("| scenario | floor args | " + " | ".join(FLOOR_DETAIL) + " |")
+        print("|---|---" + "|---" * len(FLOOR_DETAIL) + "|")
+        for label in floors:
+            cells = []
+            for fig in FLOOR_DETAIL:
+                runs = [float(r[fig]) for r in results[(label, "floor")] if fig in r]
+                cells.append(f"{fmt(statistics.median(runs))} ({fmt(min(runs))}..{fmt(max(runs))})" if runs else "-")
+            print(f"| {label} | `{' '.join(FLOOR[label])}` | " + " | ".join(cells) + " |")
         print()
     for (label, server), err in sorted(errors.items()):
         print(f"- {server} / {label}: {err}")

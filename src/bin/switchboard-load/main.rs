@@ -3,8 +3,10 @@
 //!
 //! Every figure is measured over a window after a warm-up; server CPU comes from
 //! `/proc/PID/task/*/schedstat` (ns), so pass `--server-pid`. Run it on another core than
-//! the server (`taskset -c 1`). Output ends with one `RESULT key=value …` line.
+//! the server (`taskset -c 1`). Output ends with one `RESULT key=value …` line. `floor`
+//! needs no server: it measures the kernel's own cost for the fan-out's writes.
 
+mod floor;
 mod pool;
 mod stats;
 mod wire;
@@ -36,6 +38,9 @@ enum Scenario {
     /// session app: M members of one room, S of them sending with W messages in flight;
     /// a message completes when its sender sees it in a snapshot.
     Session(SessionArgs),
+    /// No server: N loopback TCP pairs, a writer thread (pinned to CPU 0) writing F frames
+    /// of S bytes to each per round, this thread reading; the kernel's cost per frame.
+    Floor(floor::FloorArgs),
 }
 
 #[derive(Args)]
@@ -198,6 +203,64 @@ fn report(fields: &[(&str, String)]) {
     println!("RESULT {}", line.join(" "));
 }
 
+/// The warm-up, then the measured window, with a guard against a stalled run: one value
+/// drives the loop of every timed scenario.
+struct Phases {
+    server_pid: u32,
+    warm_end: Instant,
+    end: Instant,
+    window: Option<Window>,
+    last_progress: Instant,
+    stall: &'static str,
+}
+
+impl Phases {
+    /// Warm-up from `start` for `--warmup` s, then `--duration` s measured; `stall` is the
+    /// message to die with after 5 s without progress.
+    fn new(c: &Common, start: Instant, stall: &'static str) -> Phases {
+        let warm_end = start + Duration::from_secs_f64(c.warmup);
+        Phases {
+            server_pid: c.server_pid,
+            warm_end,
+            end: warm_end + Duration::from_secs_f64(c.duration),
+            window: None,
+            last_progress: Instant::now(),
+            stall,
+        }
+    }
+
+    /// The time at the top of a loop turn, or `None` once the measured window is over.
+    /// Starts the window when the warm-up ends.
+    fn next_turn(&mut self) -> Option<Instant> {
+        let now = Instant::now();
+        if self.window.is_none() && now >= self.warm_end {
+            self.window = Some(Window::start(self.server_pid));
+        }
+        if now >= self.end {
+            return None;
+        }
+        if now - self.last_progress > Duration::from_secs(5) {
+            die(self.stall);
+        }
+        Some(now)
+    }
+
+    fn measuring(&self) -> bool {
+        self.window.is_some()
+    }
+
+    /// A message arrived: the stall guard starts again.
+    fn progress(&mut self, now: Instant) {
+        self.last_progress = now;
+    }
+
+    fn finish(self) -> stats::Measured {
+        self.window
+            .expect("the window started before the end")
+            .finish()
+    }
+}
+
 fn fanout(a: FanoutArgs) {
     let c = &a.common;
     let proto = proto_of(c.proto);
@@ -263,22 +326,13 @@ fn fanout(a: FanoutArgs) {
     pool.flush();
     let mut hist = Histogram::default();
     let mut delivered = 0u64;
-    let (mut window_m, mut measuring) = (None, false);
-    let warm_end = start + Duration::from_secs_f64(c.warmup);
-    let end = warm_end + Duration::from_secs_f64(c.duration);
-    let mut last_progress = Instant::now();
-    loop {
-        let now = Instant::now();
-        if !measuring && now >= warm_end {
-            measuring = true;
-            window_m = Some(Window::start(c.server_pid));
-        }
-        if now >= end {
-            break;
-        }
-        if now - last_progress > Duration::from_secs(5) {
-            die("no message delivered for 5 s (lost messages or a stalled server)");
-        }
+    let mut phases = Phases::new(
+        c,
+        start,
+        "no message delivered for 5 s (lost messages or a stalled server)",
+    );
+    while let Some(now) = phases.next_turn() {
+        let measuring = phases.measuring();
         pool.turn(Duration::from_millis(10))
             .unwrap_or_else(|e| die(&e.to_string()));
         let t = now_us(start);
@@ -297,7 +351,7 @@ fn fanout(a: FanoutArgs) {
                     let Some((p, seq, sent)) = wire::read_stamp(body) else {
                         continue;
                     };
-                    last_progress = now;
+                    phases.progress(now);
                     if measuring {
                         delivered += 1;
                         hist.record(t.saturating_sub(sent));
@@ -318,9 +372,7 @@ fn fanout(a: FanoutArgs) {
         pool.inbox = inbox;
         pool.flush();
     }
-    let m = window_m
-        .expect("the window started before the end")
-        .finish();
+    let m = phases.finish();
     let rate = delivered as f64 / m.secs;
     report(&[
         ("scenario", "fanout".into()),
@@ -331,6 +383,8 @@ fn fanout(a: FanoutArgs) {
         ("size", a.size.to_string()),
         ("delivered", delivered.to_string()),
         ("msgs_per_s", format!("{rate:.0}")),
+        // Payload bytes delivered (frame headers not counted).
+        ("gb_per_s", format!("{:.3}", rate * a.size as f64 / 1e9)),
         (
             "server_us_per_msg",
             format!("{:.3}", m.server_cpu_us / delivered.max(1) as f64),
@@ -438,22 +492,9 @@ fn relay(a: RelayArgs) {
     pool.flush();
     let mut hist = Histogram::default();
     let mut relayed = 0u64;
-    let (mut window_m, mut measuring) = (None, false);
-    let warm_end = start + Duration::from_secs_f64(c.warmup);
-    let end = warm_end + Duration::from_secs_f64(c.duration);
-    let mut last_progress = Instant::now();
-    loop {
-        let now = Instant::now();
-        if !measuring && now >= warm_end {
-            measuring = true;
-            window_m = Some(Window::start(c.server_pid));
-        }
-        if now >= end {
-            break;
-        }
-        if now - last_progress > Duration::from_secs(5) {
-            die("no message relayed for 5 s");
-        }
+    let mut phases = Phases::new(&c, start, "no message relayed for 5 s");
+    while let Some(now) = phases.next_turn() {
+        let measuring = phases.measuring();
         pool.turn(Duration::from_millis(10))
             .unwrap_or_else(|e| die(&e.to_string()));
         let t = now_us(start);
@@ -468,7 +509,7 @@ fn relay(a: RelayArgs) {
             let Some(&(i, initiator)) = role.get(&ev.key) else {
                 continue;
             };
-            last_progress = now;
+            phases.progress(now);
             if measuring {
                 relayed += 1;
             }
@@ -490,9 +531,7 @@ fn relay(a: RelayArgs) {
         pool.inbox = inbox;
         pool.flush();
     }
-    let m = window_m
-        .expect("the window started before the end")
-        .finish();
+    let m = phases.finish();
     report(&[
         ("scenario", "relay".into()),
         ("pairs", a.pairs.to_string()),
@@ -600,24 +639,11 @@ fn session(a: SessionArgs) {
     pool.flush();
     let (mut accepted, mut snapshots, mut bytes) = (0u64, 0u64, 0u64);
     let mut hist = Histogram::default();
-    let (mut window_m, mut measuring) = (None, false);
-    let warm_end = start + Duration::from_secs_f64(c.warmup);
-    let end = warm_end + Duration::from_secs_f64(c.duration);
-    let mut last_progress = Instant::now();
     let sender_of: std::collections::HashMap<usize, usize> =
         senders.iter().enumerate().map(|(i, &k)| (k, i)).collect();
-    loop {
-        let now = Instant::now();
-        if !measuring && now >= warm_end {
-            measuring = true;
-            window_m = Some(Window::start(c.server_pid));
-        }
-        if now >= end {
-            break;
-        }
-        if now - last_progress > Duration::from_secs(5) {
-            die("no snapshot completed a message for 5 s");
-        }
+    let mut phases = Phases::new(c, start, "no snapshot completed a message for 5 s");
+    while let Some(now) = phases.next_turn() {
+        let measuring = phases.measuring();
         pool.turn(Duration::from_millis(10))
             .unwrap_or_else(|e| die(&e.to_string()));
         let t = now_us(start);
@@ -647,7 +673,7 @@ fn session(a: SessionArgs) {
             }
             for _ in 0..done {
                 let stamp = outstanding[s].pop_front().expect("counted above");
-                last_progress = now;
+                phases.progress(now);
                 if measuring {
                     accepted += 1;
                     if let Some((_, _, sent)) = wire::read_stamp(&stamp) {
@@ -660,9 +686,7 @@ fn session(a: SessionArgs) {
         pool.inbox = inbox;
         pool.flush();
     }
-    let m = window_m
-        .expect("the window started before the end")
-        .finish();
+    let m = phases.finish();
     report(&[
         ("scenario", "session".into()),
         ("members", a.members.to_string()),
@@ -698,5 +722,6 @@ fn main() {
         Scenario::Fanout(a) => fanout(a),
         Scenario::Relay(a) => relay(a),
         Scenario::Conns(a) => conns(a),
+        Scenario::Floor(a) => floor::floor(a),
     }
 }
