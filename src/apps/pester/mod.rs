@@ -286,7 +286,7 @@ impl Pester {
         };
         match self.replica.handle(from, &msg, now) {
             Local::Reply(json) => self.apply_out(Out::Json(from, json), now, out),
-            Local::Fan { json, to } => self.fan_out(json, to, now, out),
+            Local::Fan { json, to } => self.fan_out(json, to, out),
             Local::Nothing => {}
         }
         if let Some(id) = ack {
@@ -295,13 +295,14 @@ impl Pester {
     }
 
     /// One frame for several peers: local ones now, one post per other reactor.
-    fn fan_out(&mut self, json: String, to: Vec<Peer>, now: Millis, out: &mut Outbox<PesterMsg>) {
+    fn fan_out(&mut self, json: String, to: Vec<Peer>, out: &mut Outbox<PesterMsg>) {
         let raw = frame::transient_text(&json);
         let json: Arc<str> = json.into();
+        let mut sio = None;
         for p in to {
             let r = p.reactor();
             if r == self.me {
-                self.deliver_local(p, &json, &raw, now, out);
+                self.deliver_local(p, &json, &raw, &mut sio, out);
             } else if let Some(list) = self.fan.get_mut(r) {
                 list.push(p);
             }
@@ -315,19 +316,25 @@ impl Pester {
         }
     }
 
+    /// One fan-out's delivery to one local peer. The Socket.IO packet and its frame are
+    /// built on first use (`sio`) and shared by every Socket.IO peer of the fan-out.
     fn deliver_local(
         &mut self,
         p: Peer,
         json: &str,
         raw: &Frame,
-        now: Millis,
+        sio: &mut Option<(String, Frame)>,
         out: &mut Outbox<PesterMsg>,
     ) {
         match p {
             Peer::Raw(c) => out.send(c, raw.clone()),
             Peer::Sio { id, .. } => {
-                self.engine
-                    .deliver(id, Delivery::Json(json.to_string()), now, out)
+                let (packet, frame) = sio.get_or_insert_with(|| {
+                    let packet = format!("4{}", socketio::message(json));
+                    let frame = frame::transient_text(&packet);
+                    (packet, frame)
+                });
+                self.engine.deliver_packet(id, packet, frame, out)
             }
         }
     }
@@ -478,8 +485,9 @@ impl App for Pester {
                 }
             }
             Event::Remote(PesterMsg::Fanout { json, raw, to }) => {
+                let mut sio = None;
                 for p in to {
-                    self.deliver_local(p, &json, &raw, now, out);
+                    self.deliver_local(p, &json, &raw, &mut sio, out);
                 }
             }
             Event::Tick => self.engine.tick(now, out),

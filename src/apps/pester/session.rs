@@ -10,7 +10,7 @@ use super::engineio::{self, ErrorCode, Packet};
 use super::socketio::{self, Kind};
 use super::{HubInput, Millis, PesterMsg};
 use crate::apps::Outbox;
-use crate::frame;
+use crate::frame::{self, Frame};
 use crate::http::{Request, Response, Status};
 use crate::router::{ConnId, owner_of};
 use serde_json::Value;
@@ -534,6 +534,22 @@ impl Engine {
     }
 
     /// What the hub sends to a socket of this reactor.
+    /// A fan-out's packet for socket `id`: its shared frame over WebSocket, a copy of the
+    /// packet into the polling queue otherwise.
+    pub fn deliver_packet(&mut self, id: u64, packet: &str, frame: &Frame, out: &mut Out) {
+        let Some(sid) = self.by_socket.get(&id) else {
+            return;
+        };
+        let Some(sess) = self.sessions.get(sid) else {
+            return;
+        };
+        if let Some(ws) = sess.ws {
+            return out.send(ws, frame.clone());
+        }
+        let sid = sid.clone();
+        self.emit(&sid, packet.to_string(), out);
+    }
+
     pub fn deliver(&mut self, id: u64, d: super::Delivery, now: Millis, out: &mut Out) {
         let Some(sid) = self.by_socket.get(&id).cloned() else {
             return;
