@@ -288,6 +288,46 @@ fn per_ip_cap_answers_429_and_frees_on_close() {
     s.stop(DEADLINE).unwrap();
 }
 
+/// An upgrade attempt: the socket on `101`, `None` on any other answer.
+fn try_ws(addr: SocketAddr, path: &str) -> Option<TcpStream> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n{UPGRADE}\r\n").unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 4096 {
+        if s.read_exact(&mut byte).is_err() {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    head.starts_with(b"HTTP/1.1 101 ").then_some(s)
+}
+
+/// The per-IP count of a socket handed to its room's owner reactor (bench app, four
+/// reactors) goes with it and is released there when it closes: with a cap of one, a
+/// second upgrade is refused while one is open, and each room in turn can be joined.
+#[test]
+fn per_ip_count_follows_a_hand_off_and_frees_on_close() {
+    let s = server_with(4, &[AppKind::Bench], |c| c.max_connections_per_ip = 1);
+    let addr = s.addr(AppKind::Bench).unwrap();
+    for room in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+        let path = format!("/?room={room}");
+        let mut open = None;
+        eventually("the previous upgrade's count to be released", || {
+            open = try_ws(addr, &path);
+            open.is_some()
+        });
+        let r = http(
+            addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: x\r\n{UPGRADE}\r\n"),
+        );
+        assert!(r.starts_with("HTTP/1.1 429 "), "{r}");
+        drop(open);
+    }
+    s.stop(DEADLINE).unwrap();
+}
+
 #[test]
 fn framing_faults_close_with_their_codes_and_bystanders_keep_relaying() {
     for threads in [1, 4] {

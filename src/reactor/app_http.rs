@@ -5,7 +5,7 @@
 //! One request per TCP connection: every answer carries `Connection: close`.
 
 use super::Reactor;
-use super::conn::Phase;
+use super::conn::{HttpBody, Phase};
 use super::dispatch::CoreEvent;
 use super::inbox::{Envelope, HandoffKind};
 use crate::error::Reject;
@@ -34,13 +34,13 @@ impl Reactor {
             None | Some("identity") => {}
             Some("chunked") => {
                 if let Some(c) = self.conns.get_mut(key) {
-                    c.phase = Phase::HttpBody {
-                        req: Box::new(req),
+                    c.phase = Phase::HttpBody(Box::new(HttpBody {
+                        req,
                         body: leftover,
                         need: max,
                         owner,
                         chunked: Some(max_body.is_some()),
-                    };
+                    }));
                     c.readable = true;
                 }
                 return self.read_body(key);
@@ -78,13 +78,13 @@ impl Reactor {
             return self.route_to_app(key, req, leftover, owner);
         }
         if let Some(c) = self.conns.get_mut(key) {
-            c.phase = Phase::HttpBody {
-                req: Box::new(req),
+            c.phase = Phase::HttpBody(Box::new(HttpBody {
+                req,
                 body: leftover,
                 need,
                 owner,
                 chunked: None,
-            };
+            }));
             c.readable = true;
         }
         self.read_body(key);
@@ -96,15 +96,15 @@ impl Reactor {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
-        let Phase::HttpBody {
+        let Phase::HttpBody(b) = &mut c.phase else {
+            return;
+        };
+        let HttpBody {
             body,
             need,
             chunked,
             ..
-        } = &mut c.phase
-        else {
-            return;
-        };
+        } = &mut **b;
         let raw_cap = need.saturating_mul(2).saturating_add(4096);
         loop {
             if chunked.is_some() {
@@ -139,12 +139,14 @@ impl Reactor {
                 Err(_) => return self.drop_now(key),
             }
         }
-        let phase = std::mem::replace(&mut c.phase, Phase::Http { head: Vec::new() });
-        if let Phase::HttpBody {
-            req, body, owner, ..
-        } = phase
-        {
-            self.route_to_app(key, *req, body, owner);
+        // Placeholder: `route_to_app` gives the request to the app (`HttpApp`) or moves the
+        // socket to another reactor.
+        let phase = std::mem::replace(&mut c.phase, Phase::HttpApp);
+        if let Phase::HttpBody(b) = phase {
+            let HttpBody {
+                req, body, owner, ..
+            } = *b;
+            self.route_to_app(key, req, body, owner);
         }
     }
 
@@ -154,19 +156,20 @@ impl Reactor {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
-        let phase = std::mem::replace(&mut c.phase, Phase::Http { head: Vec::new() });
-        let Phase::HttpBody {
+        // Placeholder, as in `read_body`; `respond` below sets `Closing`.
+        let phase = std::mem::replace(&mut c.phase, Phase::HttpApp);
+        let Phase::HttpBody(b) = phase else {
+            return;
+        };
+        let HttpBody {
             mut req,
             owner,
             chunked,
             ..
-        } = phase
-        else {
-            return;
-        };
+        } = *b;
         if chunked == Some(true) {
             req.body_too_large = true;
-            return self.route_to_app(key, *req, Vec::new(), owner);
+            return self.route_to_app(key, req, Vec::new(), owner);
         }
         let r = Response::status(Status::PAYLOAD_TOO_LARGE);
         self.respond(key, r, Some(Reject::AppAnswer));

@@ -7,27 +7,22 @@ use crate::router::ConnId;
 use bytes::Bytes;
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use tungstenite::protocol::WebSocketContext;
 
 /// Where a connection is in its life.
+///
+/// Every variant that holds more than a word keeps it behind a `Box`, so `Phase` is two
+/// words in every slab entry and an open WebSocket pays nothing for the HTTP-phase state.
 pub enum Phase {
     /// Reading the HTTP request head (bounded by the handshake deadline and header cap).
-    Http { head: Vec<u8> },
+    Http(Box<HttpHead>),
     /// Reading the body of a request the app will answer.
-    HttpBody {
-        req: Box<crate::http::Request>,
-        body: Vec<u8>,
-        need: usize,
-        owner: Option<Vec<u8>>,
-        /// A chunked body (kept raw until complete); `Some(true)` when the app answers an
-        /// oversize body itself.
-        chunked: Option<bool>,
-    },
+    HttpBody(Box<HttpBody>),
     /// The app holds the request (`Event::Http`) and answers it with `Effect::Respond`.
     HttpApp,
     /// An open WebSocket.
-    Ws(Box<WebSocketContext>),
+    Ws(Box<WsState>),
     /// A last frame or response is queued: write it, then (when `linger`) half-close and
     /// discard input until EOF or the deadline, so the peer reads the answer before the
     /// socket goes; without `linger`, drop as soon as the queue is empty.
@@ -36,12 +31,64 @@ pub enum Phase {
     Dead,
 }
 
+impl Phase {
+    /// Reading a request head from `peer`.
+    pub fn http(peer: SocketAddr) -> Phase {
+        Phase::Http(Box::new(HttpHead {
+            head: Vec::new(),
+            peer,
+        }))
+    }
+}
+
+/// A request head being read, and who sends it (the peer address only matters until the
+/// request is routed: it feeds `client_ip`).
+pub struct HttpHead {
+    pub head: Vec<u8>,
+    pub peer: SocketAddr,
+}
+
+/// The body of a request the app will answer, being read.
+pub struct HttpBody {
+    pub req: crate::http::Request,
+    pub body: Vec<u8>,
+    pub need: usize,
+    pub owner: Option<Vec<u8>>,
+    /// A chunked body (kept raw until complete); `Some(true)` when the app answers an
+    /// oversize body itself.
+    pub chunked: Option<bool>,
+}
+
+/// An open WebSocket: tungstenite's context, and what only an open WebSocket needs in
+/// the 8 bytes its allocation has spare (the 256 B context fills a 272 B malloc chunk, and
+/// so does this).
+pub struct WsState {
+    pub ctx: WebSocketContext,
+    /// Start of the current one-second rate window (see [`Conn::over_rate`]).
+    pub rate_window: Millis,
+}
+
+impl std::ops::Deref for WsState {
+    type Target = WebSocketContext;
+    fn deref(&self) -> &WebSocketContext {
+        &self.ctx
+    }
+}
+
+impl std::ops::DerefMut for WsState {
+    fn deref_mut(&mut self) -> &mut WebSocketContext {
+        &mut self.ctx
+    }
+}
+
+/// One connection: a slab entry, so every byte here is paid by every idle connection.
+/// Fields only one phase needs live in that phase's box; the address counted against the
+/// per-IP cap lives in the reactor's `ip_counted` table, filled only when the cap is on.
 pub struct Conn {
     pub sock: TcpStream,
     pub id: ConnId,
-    pub peer: SocketAddr,
-    /// Metrics index (see `metrics::SERVICES`).
-    pub service: usize,
+    /// Metrics index (see `metrics::SERVICES`; a byte is enough, `insert` checks).
+    pub service: u8,
     pub app: Option<AppKind>,
     pub phase: Phase,
     pub out: Outbound,
@@ -51,8 +98,6 @@ pub struct Conn {
     pub paused: bool,
     /// The connection this one is piped to (every data frame is relayed to it).
     pub pipe: Option<ConnId>,
-    /// Largest message accepted (set at upgrade, per app or endpoint).
-    pub max_message: usize,
     /// Queued in the reactor's flush list this turn.
     pub dirty: bool,
     /// The app saw Opened and is owed exactly one Closed.
@@ -61,21 +106,34 @@ pub struct Conn {
     pub active: bool,
     /// Counted against the global cap.
     pub counted: bool,
-    pub ip_counted: Option<IpAddr>,
-    /// Handshake deadline while in `Http`; linger deadline while `Closing`.
+    /// Handshake deadline while in `Http` or `HttpBody`, the next server Ping while `Ws`,
+    /// linger deadline while `Closing`.
     pub deadline: Millis,
     pub last_recv: Millis,
-    pub next_ping: Millis,
     /// When the queue last made progress (or went from empty to non-empty).
     pub last_write: Millis,
-    /// Start of the current one-second rate window and the data messages read in it.
-    pub rate_window: Millis,
+    /// Data messages read in the current one-second rate window.
     pub rate_count: u32,
 }
 
 impl Conn {
     pub fn is_open_ws(&self) -> bool {
         matches!(self.phase, Phase::Ws(_))
+    }
+
+    /// Counts one data message read at `now`: true once more than `limit` came in the
+    /// current one-second window. The first window starts at the upgrade, each later one
+    /// with the first message a second or more after the start of the one before.
+    pub fn over_rate(&mut self, now: Millis, limit: u32) -> bool {
+        let Phase::Ws(ws) = &mut self.phase else {
+            return false;
+        };
+        if now.saturating_sub(ws.rate_window) >= 1000 {
+            ws.rate_window = now;
+            self.rate_count = 0;
+        }
+        self.rate_count += 1;
+        self.rate_count > limit
     }
 }
 
@@ -173,5 +231,27 @@ impl Write for WsIo<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::size_of;
+
+    /// Every idle connection pays for a slab entry and the boxed WebSocket state (besides
+    /// tungstenite's read buffer and the outbound queue), so their sizes are pinned here.
+    #[test]
+    fn idle_connection_state_stays_small() {
+        // mio's `TcpStream` carries a selector id in debug builds only.
+        let debug_extra = size_of::<TcpStream>() - size_of::<std::net::TcpStream>();
+        assert!(
+            size_of::<Conn>() <= 160 + debug_extra,
+            "Conn is {} bytes",
+            size_of::<Conn>()
+        );
+        assert_eq!(size_of::<Phase>(), 16);
+        // 264 bytes and 8 of malloc's header fill a 272 B chunk, as the bare context does.
+        assert!(size_of::<WsState>() <= 264);
     }
 }

@@ -1,7 +1,7 @@
 //! Before the upgrade: admission caps, the request head, routing, plain answers, the
 //! upgrade itself, and the hand-off of a socket to the reactor that owns its key.
 
-use super::conn::Phase;
+use super::conn::{Phase, WsState};
 use super::inbox::{Envelope, Handoff, HandoffKind};
 use super::{Reactor, dispatch::CoreEvent};
 use crate::apps::{self, Route};
@@ -19,7 +19,7 @@ impl Reactor {
     /// A freshly accepted socket: count it against the global cap and start reading.
     pub(super) fn admit(&mut self, sock: mio::net::TcpStream, peer: SocketAddr, service: usize) {
         let _ = sock.set_nodelay(true);
-        let Some(key) = self.insert(sock, peer, service, Phase::Http { head: Vec::new() }) else {
+        let Some(key) = self.insert(sock, service, Phase::http(peer)) else {
             return;
         };
         if service == ADMIN {
@@ -42,9 +42,10 @@ impl Reactor {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
-        let Phase::Http { head } = &mut c.phase else {
+        let Phase::Http(h) = &mut c.phase else {
             return;
         };
+        let head = &mut h.head;
         let mut got = 0u64;
         loop {
             match c.sock.read(&mut self.scratch) {
@@ -72,7 +73,7 @@ impl Reactor {
                 Err(_) => return self.drop_now(key),
             }
         }
-        let service = c.service;
+        let service = usize::from(c.service);
         bump(&self.shared.stats[self.me].services[service].bytes_in, got);
         if got == 0 {
             return;
@@ -101,7 +102,8 @@ impl Reactor {
 
     fn route(&mut self, key: usize, mut req: Request, leftover: Vec<u8>) {
         let Some(c) = self.conns.get(key) else { return };
-        let (service, app, peer) = (c.service, c.app, c.peer);
+        let Phase::Http(h) = &c.phase else { return };
+        let (service, app, peer) = (usize::from(c.service), c.app, h.peer);
         let cfg = &self.shared.config;
         let ip = http::client_ip(peer, req.header("x-forwarded-for"), &cfg.trusted_proxies);
         req.client_ip = Some(ip);
@@ -154,9 +156,7 @@ impl Reactor {
                 );
                 return self.respond(key, r, Some(Reject::PerIpCap));
             }
-            if let Some(c) = self.conns.get_mut(key) {
-                c.ip_counted = Some(ip);
-            }
+            self.set_ip(key, Some(ip));
         }
         let target = owner.map_or(self.me, |k| owner_of(&k, self.shared.reactors));
         if target == self.me {
@@ -179,20 +179,21 @@ impl Reactor {
     pub(super) fn hand_off(&mut self, key: usize, target: usize, req: Request, kind: HandoffKind) {
         let mut c = self.conns.remove(key);
         let _ = self.poll.registry().deregister(&mut c.sock);
+        let ip_counted = self.take_ip(key);
         self.outgoing[target].push(Envelope::Handoff(Box::new(Handoff {
             sock: c.sock,
-            peer: c.peer,
-            service: c.service,
+            service: c.service.into(),
             req,
-            ip_counted: c.ip_counted,
+            ip_counted,
             kind,
         })));
     }
 
     /// Takes over a socket handed here by another reactor, then upgrades it.
     pub(super) fn adopt(&mut self, h: Handoff) {
-        let Some(key) = self.insert(h.sock, h.peer, h.service, Phase::Http { head: Vec::new() })
-        else {
+        // The request is parsed already (the peer address went into `req.client_ip`):
+        // `upgrade` or `give_to_app` below sets the real phase.
+        let Some(key) = self.insert(h.sock, h.service, Phase::HttpApp) else {
             self.shared.connections.fetch_sub(1, Ordering::Relaxed);
             if let Some(ip) = h.ip_counted {
                 self.shared.release_ip(ip);
@@ -201,8 +202,8 @@ impl Reactor {
         };
         if let Some(c) = self.conns.get_mut(key) {
             c.counted = true;
-            c.ip_counted = h.ip_counted;
         }
+        self.set_ip(key, h.ip_counted);
         if self.draining {
             let r = Response::text(Status::SERVICE_UNAVAILABLE, "Server shutting down");
             return self.respond(key, r, Some(Reject::Draining));
@@ -240,7 +241,6 @@ impl Reactor {
             return;
         };
         let max = max_message.unwrap_or(cfg.app(app).max_message_bytes);
-        c.max_message = max;
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(cfg.read_buffer_bytes)
             .write_buffer_size(0)
@@ -249,16 +249,16 @@ impl Reactor {
             .max_frame_size(Some(max));
         c.out
             .push(Bytes::from(http::switching_protocols(ws_key, &headers)));
-        c.phase = Phase::Ws(Box::new(WebSocketContext::from_partially_read(
-            leftover,
-            Role::Server,
-            Some(ws_config),
-        )));
+        c.phase = Phase::Ws(Box::new(WsState {
+            ctx: WebSocketContext::from_partially_read(leftover, Role::Server, Some(ws_config)),
+            rate_window: self.now,
+        }));
         c.opened = true;
         c.active = true;
         c.last_recv = self.now;
         c.last_write = self.now;
-        c.next_ping = self.now + cfg.ws_ping_interval_ms;
+        // From here on the deadline is the next server Ping.
+        c.deadline = self.now + cfg.ws_ping_interval_ms;
         c.readable = true;
         let (id, service) = (c.id, c.service);
         let stats = self.stats(service);
@@ -298,7 +298,7 @@ impl Reactor {
 
     pub(super) fn handshake_timeout_or_drop(&mut self, key: usize) {
         match self.conns.get(key).map(|c| &c.phase) {
-            Some(Phase::Http { .. } | Phase::HttpBody { .. }) => {
+            Some(Phase::Http(_) | Phase::HttpBody(_)) => {
                 let r = Response::status(Status::REQUEST_TIMEOUT);
                 self.respond(key, r, Some(Reject::Timeout));
                 // No second chance: the linger deadline is short and input is discarded.

@@ -10,14 +10,13 @@ use crate::http::Request;
 use crate::router::ConnId;
 use mio::Waker;
 use std::borrow::Cow;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Mutex;
 
 /// A socket moving to the reactor that owns its key, with its parsed request.
 #[derive(Debug)]
 pub struct Handoff {
     pub sock: mio::net::TcpStream,
-    pub peer: SocketAddr,
     pub service: usize,
     pub req: Request,
     /// The address counted against the per-IP cap, if one is on.

@@ -95,6 +95,9 @@ pub struct Reactor {
     poll: Poll,
     listeners: Vec<Listener>,
     conns: Slab<Conn>,
+    /// The address each connection is counted under for the per-IP cap, by slab key. Out
+    /// of `Conn` because the cap is off by default: then this stays empty.
+    ip_counted: Vec<Option<std::net::IpAddr>>,
     next_generation: u32,
     apps: AppSet,
     clock: Clock,
@@ -133,6 +136,7 @@ impl Reactor {
             poll,
             listeners,
             conns: Slab::with_capacity(1024),
+            ip_counted: Vec::new(),
             next_generation: 1,
             clock,
             now,
@@ -152,8 +156,8 @@ impl Reactor {
         }
     }
 
-    fn stats(&self, service: usize) -> &ServiceStats {
-        &self.shared.stats[self.me].services[service]
+    fn stats(&self, service: impl Into<usize>) -> &ServiceStats {
+        &self.shared.stats[self.me].services[service.into()]
     }
 
     /// Runs until shutdown has drained (or its grace period ran out).
@@ -318,23 +322,18 @@ impl Reactor {
     }
 
     /// Inserts a connection into the slab and registers it.
-    fn insert(
-        &mut self,
-        sock: mio::net::TcpStream,
-        peer: std::net::SocketAddr,
-        service: usize,
-        phase: Phase,
-    ) -> Option<usize> {
+    fn insert(&mut self, sock: mio::net::TcpStream, service: usize, phase: Phase) -> Option<usize> {
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         let generation = self.next_generation;
         self.next_generation = self.next_generation.wrapping_add(1).max(1);
         let id = crate::router::ConnId::new(self.me as u16, key as u32, generation);
         let app = crate::config::AppKind::ALL.get(service).copied();
+        const { assert!(crate::metrics::SERVICES <= u8::MAX as usize) };
+        let service = service as u8;
         let conn = entry.insert(Conn {
             sock,
             id,
-            peer,
             service,
             app,
             phase,
@@ -342,17 +341,13 @@ impl Reactor {
             readable: true,
             paused: false,
             pipe: None,
-            max_message: 0,
             dirty: false,
             opened: false,
             active: false,
             counted: false,
-            ip_counted: None,
             deadline: self.now + self.shared.config.handshake_timeout_ms,
             last_recv: self.now,
-            next_ping: Millis::MAX,
             last_write: self.now,
-            rate_window: self.now,
             rate_count: 0,
         });
         if let Err(e) = self.poll.registry().register(
@@ -373,19 +368,32 @@ impl Reactor {
             return;
         };
         let _ = self.poll.registry().deregister(&mut conn.sock);
-        self.release(&conn);
-    }
-
-    fn release(&self, conn: &Conn) {
         if conn.active {
             self.stats(conn.service).active(-1);
         }
         if conn.counted {
             self.shared.connections.fetch_sub(1, Ordering::Relaxed);
         }
-        if let Some(ip) = conn.ip_counted {
+        if let Some(ip) = self.take_ip(key) {
             self.shared.release_ip(ip);
         }
+    }
+
+    /// Remembers that connection `key` is counted under `ip` for the per-IP cap.
+    fn set_ip(&mut self, key: usize, ip: Option<std::net::IpAddr>) {
+        if ip.is_none() && key >= self.ip_counted.len() {
+            return;
+        }
+        if key >= self.ip_counted.len() {
+            self.ip_counted.resize(key + 1, None);
+        }
+        self.ip_counted[key] = ip;
+    }
+
+    /// Forgets (and returns) the address connection `key` is counted under, as it leaves
+    /// the slab.
+    fn take_ip(&mut self, key: usize) -> Option<std::net::IpAddr> {
+        self.ip_counted.get_mut(key).and_then(Option::take)
     }
 
     fn mark_dirty(&mut self, key: usize) {
@@ -410,15 +418,15 @@ impl Reactor {
             let stalled =
                 stall > 0 && !c.out.is_empty() && now.saturating_sub(c.last_write) >= stall;
             match &c.phase {
-                Phase::Http { .. } | Phase::HttpBody { .. } if now >= c.deadline => {
+                Phase::Http(_) | Phase::HttpBody(_) if now >= c.deadline => {
                     timed_out.push((key, None))
                 }
                 Phase::Ws(_) if now.saturating_sub(c.last_recv) >= silence => {
                     timed_out.push((key, Some(Disconnect::PingTimeout)))
                 }
                 Phase::Ws(_) if stalled => timed_out.push((key, Some(Disconnect::WriteStall))),
-                Phase::Ws(_) if now >= c.next_ping => {
-                    c.next_ping = now + ping_every;
+                Phase::Ws(_) if now >= c.deadline => {
+                    c.deadline = now + ping_every;
                     ping.push(key);
                 }
                 Phase::Closing { .. } if now >= c.deadline || stalled => {
@@ -467,7 +475,9 @@ impl Reactor {
             };
             match c.phase {
                 Phase::Ws(_) => self.end(key, Disconnect::Shutdown),
-                Phase::Http { .. } if c.service != crate::metrics::ADMIN => self.drop_now(key),
+                Phase::Http(_) if usize::from(c.service) != crate::metrics::ADMIN => {
+                    self.drop_now(key)
+                }
                 _ => {}
             }
         }
@@ -494,7 +504,7 @@ impl Reactor {
     fn drained(&self) -> bool {
         self.conns
             .iter()
-            .all(|(_, c)| c.service == crate::metrics::ADMIN)
+            .all(|(_, c)| usize::from(c.service) == crate::metrics::ADMIN)
     }
 
     fn drop_now(&mut self, key: usize) {

@@ -89,16 +89,11 @@ impl Reactor {
                 self.mark_dirty(key);
             }
             let limit = self.shared.config.max_messages_per_sec;
-            if limit > 0 && matches!(result, Read1::Text(_) | Read1::Binary(_)) {
-                let c = &mut self.conns[key];
-                if self.now.saturating_sub(c.rate_window) >= 1000 {
-                    c.rate_window = self.now;
-                    c.rate_count = 0;
-                }
-                c.rate_count += 1;
-                if c.rate_count > limit {
-                    return self.end(key, Disconnect::RateLimited);
-                }
+            if limit > 0
+                && matches!(result, Read1::Text(_) | Read1::Binary(_))
+                && self.conns[key].over_rate(self.now, limit)
+            {
+                return self.end(key, Disconnect::RateLimited);
             }
             if let Some(to) = pipe {
                 match result {
@@ -388,7 +383,7 @@ impl Reactor {
             self.dirty.push(key);
         }
         bump(
-            &self.shared.stats[self.me].services[c.service].messages_out,
+            &self.shared.stats[self.me].services[usize::from(c.service)].messages_out,
             1,
         );
     }
@@ -409,7 +404,7 @@ impl Reactor {
                 if n > 0 {
                     c.last_write = self.now;
                     bump(
-                        &self.shared.stats[self.me].services[service].bytes_out,
+                        &self.shared.stats[self.me].services[usize::from(service)].bytes_out,
                         n as u64,
                     );
                 }
