@@ -460,8 +460,6 @@ fn pair_bad_input_with_a_crowd() {
 
 mod session_app {
     use super::*;
-    use base64::Engine as _;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use switchboard::apps::session::jwt::{self, Alg};
     use switchboard::apps::session::unix_now;
 
@@ -719,82 +717,16 @@ mod session_app {
         );
     }
 
-    /// The SES-11 matrix, each refused with `invalid token`.
+    /// The SES-11 matrix (`tests/common/tokens.rs`) and more, each refused with
+    /// `invalid token`.
     fn bad_tokens(addr: SocketAddr) -> Vec<(&'static str, String)> {
         let payload = format!(r#"{{"userId":"mallory","roomId":"r1","host":"{addr}"}}"#);
-        let p64 = URL_SAFE_NO_PAD.encode(&payload);
-        let hs = |alg: &str| URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#));
-        let good = sign(&payload);
-        let segs: Vec<&str> = good.split('.').collect();
-        let sig = URL_SAFE_NO_PAD.decode(segs[2]).unwrap();
-        let mut flipped = sig.clone();
-        flipped[5] ^= 0x10;
-        let join = |h: &str, p: &str, s: &str| format!("{h}.{p}.{s}");
-        // A 16-byte header encodes to 22 characters with 4 unused bits at the end.
-        let t16 = jwt::sign(Alg::HS256, r#"{"alg":"HS256" }"#, &payload, KEY.as_bytes());
-        let h16: Vec<&str> = t16.split('.').collect();
-        let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let last = alphabet.find(h16[0].chars().last().unwrap()).unwrap();
-        let noncanon = format!(
-            "{}{}",
-            &h16[0][..h16[0].len() - 1],
-            alphabet.as_bytes()[last | 1] as char
-        );
-        let mut long_payload = format!(r#"{{"userId":"big","roomId":"r1","host":"{addr}","x":""#);
-        long_payload.push_str(&"a".repeat(6200));
-        long_payload.push_str(r#""}"#);
-        let long = sign(&long_payload);
-        assert!(long.len() > 8192, "the long token is over max_token_bytes");
-        vec![
-            ("alg none", join(&hs("none"), &p64, "")),
-            ("alg None", join(&hs("None"), &p64, segs[2])),
-            ("alg NONE", join(&hs("NONE"), &p64, "c2ln")),
-            ("RS256", join(&hs("RS256"), &p64, segs[2])),
-            (
-                "HS512 not allowed",
-                jwt::sign(Alg::HS512, r#"{"alg":"HS512"}"#, &payload, KEY.as_bytes()),
-            ),
+        let mut all = tokens::bad_tokens(addr, KEY.as_bytes());
+        all.extend([
             (
                 "SES-12 HS384 not allowed by default",
                 jwt::sign(Alg::HS384, r#"{"alg":"HS384"}"#, &payload, KEY.as_bytes()),
             ),
-            (
-                "flipped bit",
-                join(segs[0], segs[1], &URL_SAFE_NO_PAD.encode(&flipped)),
-            ),
-            (
-                "truncated signature",
-                join(segs[0], segs[1], &URL_SAFE_NO_PAD.encode(&sig[..31])),
-            ),
-            ("empty signature", join(segs[0], segs[1], "")),
-            (
-                "padded segment",
-                join(&format!("{}==", h16[0]), h16[1], h16[2]),
-            ),
-            (
-                "non-canonical last character",
-                join(&noncanon, h16[1], h16[2]),
-            ),
-            ("two segments", format!("{}.{}", segs[0], segs[1])),
-            ("four segments", format!("{good}.{}", segs[2])),
-            (
-                "a segment with + and /",
-                join(segs[0], segs[1], &format!("+/{}", &segs[2][2..])),
-            ),
-            (
-                "header not JSON",
-                jwt::sign(Alg::HS256, "alg=HS256", &payload, KEY.as_bytes()),
-            ),
-            (
-                "payload not JSON",
-                jwt::sign(
-                    Alg::HS256,
-                    r#"{"alg":"HS256"}"#,
-                    "userId=mallory",
-                    KEY.as_bytes(),
-                ),
-            ),
-            ("payload []", sign("[]")),
             (
                 "crit present",
                 jwt::sign(
@@ -802,16 +734,6 @@ mod session_app {
                     r#"{"alg":"HS256","crit":["exp"]}"#,
                     &payload,
                     KEY.as_bytes(),
-                ),
-            ),
-            ("over max_token_bytes", long),
-            (
-                "wrong secret",
-                jwt::sign(
-                    Alg::HS256,
-                    r#"{"alg":"HS256"}"#,
-                    &payload,
-                    b"not the secret, 32 bytes long!!!",
                 ),
             ),
             (
@@ -838,7 +760,8 @@ mod session_app {
                 "SES-14 roomId empty",
                 sign(&format!(r#"{{"userId":"m","roomId":"","host":"{addr}"}}"#)),
             ),
-        ]
+        ]);
+        all
     }
 
     fn case<'a>(what: &'static str, f: impl FnOnce(&mut Atk) + 'a) -> Case<'a, Atk> {
@@ -2184,22 +2107,6 @@ mod pester_app {
     pub const MAX_CHANNELS: usize = 3;
     pub const MAX_BUFFERED: usize = 16 * 1024;
 
-    /// Replaces each `"timestamp":<digits>` with `"timestamp":0`.
-    pub fn norm(s: &str) -> String {
-        let mut out = String::new();
-        let mut rest = s;
-        while let Some(i) = rest.find(r#""timestamp":"#) {
-            let (head, tail) = rest.split_at(i + 12);
-            out.push_str(head);
-            let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
-            assert!(digits > 0, "timestamp digits in {s}");
-            out.push('0');
-            rest = &tail[digits..];
-        }
-        out.push_str(rest);
-        out
-    }
-
     pub fn err(msg: &str) -> String {
         format!(
             r#"{{"type":"error","message":{}}}"#,
@@ -2322,7 +2229,7 @@ mod pester_app {
                 User::Sio(c) => unwrap_sio(&text(c)),
                 User::Poll(..) => unwrap_sio(&self.packet()),
             };
-            norm(&raw)
+            norm_timestamps(&raw)
         }
     }
 
@@ -2523,12 +2430,16 @@ mod pester_app {
                 let mut c = Client::connect(a.addr, "/");
                 for bad in ["{ not json", "", "{\"type\":\"register\"", "nul"] {
                     c.send_text(bad);
-                    assert_eq!(norm(&text(&mut c)), err("Invalid JSON"), "{bad:?}");
+                    assert_eq!(
+                        norm_timestamps(&text(&mut c)),
+                        err("Invalid JSON"),
+                        "{bad:?}"
+                    );
                 }
                 c.send_binary(&[0xff, 0xfe]);
                 assert_eq!(text(&mut c), err("Invalid JSON"), "binary ff fe");
                 c.send_binary(br#"{"type":"register","userId":"bin"}"#);
-                assert_eq!(norm(&text(&mut c)), registered("bin"), "PST-23");
+                assert_eq!(norm_timestamps(&text(&mut c)), registered("bin"), "PST-23");
             }),
             case(
                 "PST-22 JSON that is not an object → Unknown message type: undefined",
@@ -2708,7 +2619,7 @@ mod pester_app {
                     let User::Raw(c) = &mut x else { unreachable!() };
                     let me = a.last.clone();
                     c.send_text(&format!(r#"{{"type":"register","userId":"{me}"}}"#));
-                    assert_eq!(norm(&text(c)), registered(&me));
+                    assert_eq!(norm_timestamps(&text(c)), registered(&me));
                     probe(&mut y, "PST-02: no user_left");
                     x.send(&format!(
                         r#"{{"type":"message","channelId":"{ch}","text":"still"}}"#
@@ -2719,41 +2630,21 @@ mod pester_app {
             case(
                 "PST-27 a raw message over max_message_bytes → 1009; the partner gets user_left",
                 |a| {
-                    let (x, mut y, ch) = a.pair(User::raw);
-                    let User::Raw(mut c) = x else { unreachable!() };
-                    assert_close(
-                        "PST-27",
-                        send_oversize(&mut c, 1_000_001),
-                        1009,
-                        Some("Message too big"),
-                    );
-                    assert!(
-                        y.recv()
-                            .starts_with(&format!(r#"{{"type":"user_left","channelId":"{ch}""#))
-                    );
+                    let hurt =
+                        |c: &mut Client| drop(c.ws.send(Message::text("x".repeat(1_000_001))));
+                    connection_ends(a, User::raw, "PST-27", hurt, 1009, Some("Message too big"));
                 },
             ),
             case("invalid UTF-8 → 1007; the partner gets user_left", |a| {
-                let (x, mut y, ch) = a.pair(User::raw);
-                let User::Raw(mut c) = x else { unreachable!() };
-                send_raw(&mut c, &masked_frame(1, b"{\"type\":\"x\xff\"}"));
-                assert_close("UTF-8", c.expect_close(), 1007, None);
-                assert!(
-                    y.recv()
-                        .starts_with(&format!(r#"{{"type":"user_left","channelId":"{ch}""#))
-                );
+                let hurt = |c: &mut Client| send_raw(c, &masked_frame(1, b"{\"type\":\"x\xff\"}"));
+                connection_ends(a, User::raw, "UTF-8", hurt, 1007, None);
             }),
             case(
                 "PST-24 TCP loss → user_left, then the user is offline",
                 |a| {
-                    let (x, mut y, ch) = a.pair(User::raw);
-                    let User::Raw(c) = x else { unreachable!() };
+                    let (c, mut y, ch) = ws_pair(a, User::raw);
                     drop_tcp(c);
-                    let left = y.recv();
-                    assert!(
-                        left.starts_with(&format!(r#"{{"type":"user_left","channelId":"{ch}""#)),
-                        "{left}"
-                    );
+                    expect_left(&mut y, &ch, "PST-24");
                     let gone = a.last.clone();
                     y.send(&format!(r#"{{"type":"open_channel","friendId":"{gone}"}}"#));
                     assert!(y.recv().contains(r#""friendOnline":false"#));
@@ -2762,23 +2653,52 @@ mod pester_app {
         ]
     }
 
-    /// A registered Socket.IO attacker in a channel with a raw partner; `bad` closes the
-    /// session: the WebSocket gets a Close without status, the partner a `user_left`.
-    fn closes_session(a: &mut Atk, what: &str, bad: &[&[u8]]) {
-        let (x, mut y, ch) = a.pair(User::sio);
-        let User::Sio(mut c) = x else { unreachable!() };
-        for b in bad {
-            match std::str::from_utf8(b) {
-                Ok(t) if !b.starts_with(b"\0") => c.send_text(t),
-                _ => c.send_binary(&b[1..]),
-            }
-        }
-        assert_eq!(c.expect_close().0, 1005, "{what}: the session is closed");
-        let left = y.recv();
+    /// The partner sees the attacker leave `ch`.
+    fn expect_left(partner: &mut User, ch: &str, what: &str) {
+        let left = partner.recv();
         assert!(
             left.starts_with(&format!(r#"{{"type":"user_left","channelId":"{ch}""#)),
             "{what}: {left}"
         );
+    }
+
+    /// A registered attacker on a WebSocket face (`User::raw` or `User::sio`) in a channel
+    /// with a raw partner: (its WebSocket, the partner, the channel).
+    fn ws_pair(a: &mut Atk, face: fn(SocketAddr, &str) -> User) -> (Client, User, String) {
+        match a.pair(face) {
+            (User::Raw(c) | User::Sio(c), y, ch) => (c, y, ch),
+            (User::Poll(..), ..) => unreachable!("WebSocket faces only"),
+        }
+    }
+
+    /// `hurt` makes the server close a paired attacker's WebSocket with `code` (and
+    /// `reason`); its partner sees it leave.
+    fn connection_ends(
+        a: &mut Atk,
+        face: fn(SocketAddr, &str) -> User,
+        what: &str,
+        hurt: impl FnOnce(&mut Client),
+        code: u16,
+        reason: Option<&str>,
+    ) {
+        let (mut c, mut y, ch) = ws_pair(a, face);
+        hurt(&mut c);
+        assert_close(what, c.expect_close(), code, reason);
+        expect_left(&mut y, &ch, what);
+    }
+
+    /// A registered Socket.IO attacker in a channel with a raw partner; `bad` closes the
+    /// session: the WebSocket gets a Close without status, the partner a `user_left`.
+    fn closes_session(a: &mut Atk, what: &str, bad: &[&[u8]]) {
+        let hurt = |c: &mut Client| {
+            for b in bad {
+                match std::str::from_utf8(b) {
+                    Ok(t) if !b.starts_with(b"\0") => c.send_text(t),
+                    _ => c.send_binary(&b[1..]),
+                }
+            }
+        };
+        connection_ends(a, User::sio, what, hurt, 1005, None);
     }
 
     pub fn sio_cases<'a>() -> Vec<Case<'a, Atk>> {
@@ -2979,29 +2899,15 @@ mod pester_app {
             case(
                 "PST-53 a WebSocket message over maxPayload → 1009 Message too big",
                 |a| {
-                    let (x, mut y, ch) = a.pair(User::sio);
-                    let User::Sio(mut c) = x else { unreachable!() };
-                    assert_close(
-                        "PST-53",
-                        send_oversize(&mut c, 1_000_001),
-                        1009,
-                        Some("Message too big"),
-                    );
-                    assert!(
-                        y.recv()
-                            .starts_with(&format!(r#"{{"type":"user_left","channelId":"{ch}""#))
-                    );
+                    let hurt =
+                        |c: &mut Client| drop(c.ws.send(Message::text("x".repeat(1_000_001))));
+                    connection_ends(a, User::sio, "PST-53", hurt, 1009, Some("Message too big"));
                 },
             ),
             case("invalid UTF-8 → 1007; the partner gets user_left", |a| {
-                let (x, mut y, ch) = a.pair(User::sio);
-                let User::Sio(mut c) = x else { unreachable!() };
-                send_raw(&mut c, &masked_frame(1, b"42[\"message\",\"\xff\"]"));
-                assert_close("UTF-8", c.expect_close(), 1007, None);
-                assert!(
-                    y.recv()
-                        .starts_with(&format!(r#"{{"type":"user_left","channelId":"{ch}""#))
-                );
+                let hurt =
+                    |c: &mut Client| send_raw(c, &masked_frame(1, b"42[\"message\",\"\xff\"]"));
+                connection_ends(a, User::sio, "UTF-8", hurt, 1007, None);
             }),
         ]
     }
@@ -3017,11 +2923,7 @@ mod pester_app {
 
     /// `sid` was closed: the partner saw the user leave, and the sid is unknown now.
     pub fn poll_closed(a: &Atk, sid: &str, partner: &mut User, ch: &str, what: &str) {
-        let left = partner.recv();
-        assert!(
-            left.starts_with(&format!(r#"{{"type":"user_left","channelId":"{ch}""#)),
-            "{what}: {left}"
-        );
+        expect_left(partner, ch, what);
         assert_unknown_sid(a.addr, sid, what);
     }
 
@@ -3270,7 +3172,7 @@ mod pester_app {
                     y.send(&format!(
                         r#"{{"type":"message","channelId":"{ch}","text":"over ws"}}"#
                     ));
-                    let got = norm(&unwrap_sio(&text(&mut probe_ws)));
+                    let got = norm_timestamps(&unwrap_sio(&text(&mut probe_ws)));
                     assert!(got.contains(r#""text":"over ws""#), "{got}");
                     assert_code(
                         "polling after the upgrade",
