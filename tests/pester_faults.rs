@@ -27,25 +27,9 @@ fn each_threads(f: impl Fn(SocketAddr)) {
     each_threads_with(|_| {}, f);
 }
 
-/// Replaces each `"timestamp":<digits>` with `"timestamp":0`.
-fn norm(s: &str) -> String {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(i) = rest.find(r#""timestamp":"#) {
-        let (head, tail) = rest.split_at(i + 12);
-        out.push_str(head);
-        let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
-        assert!(digits > 0, "timestamp digits in {s}");
-        out.push('0');
-        rest = &tail[digits..];
-    }
-    out.push_str(rest);
-    out
-}
-
 fn expect(c: &mut Client, want: &str) {
     match c.recv() {
-        Message::Text(t) => assert_eq!(norm(t.as_str()), want),
+        Message::Text(t) => assert_eq!(norm_timestamps(t.as_str()), want),
         other => panic!("expected {want}, got {other:?}"),
     }
 }

@@ -2,6 +2,8 @@
 //! WebSocket client with deadlines, raw HTTP and raw frames.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod tokens;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -155,6 +157,24 @@ pub fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     f.extend_from_slice(&mask);
     f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
     f
+}
+
+/// Replaces every `"timestamp":<digits>` (pester's ms timestamps) with `"timestamp":0`,
+/// checking that the digits are a plausible time.
+pub fn norm_timestamps(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find(r#""timestamp":"#) {
+        let (head, tail) = rest.split_at(i + 12);
+        out.push_str(head);
+        let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+        let ts: u64 = tail[..digits].parse().expect("timestamp digits");
+        assert!(ts > 1_600_000_000_000, "plausible timestamp {ts}");
+        out.push('0');
+        rest = &tail[digits..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Polls `cond` until it holds or the deadline passes.

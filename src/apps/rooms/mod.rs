@@ -155,6 +155,8 @@ pub struct Rooms {
     /// (deadline, connection), in deadline order: every connection has the same period.
     pings: VecDeque<(Millis, ConnId)>,
     sink: Box<dyn store::Sink>,
+    /// The row changes of the event being handled, pushed as one group at its end.
+    ops: Vec<store::Op>,
     ids: Ids,
     signing_key: Option<String>,
 }
@@ -184,6 +186,7 @@ impl Rooms {
             pending: HashMap::new(),
             pings: VecDeque::new(),
             sink,
+            ops: Vec::new(),
             ids: Ids { seed, n: 0 },
         }
     }
@@ -236,8 +239,9 @@ impl Rooms {
         Ok(())
     }
 
+    /// Notes a row change of the current event (see [`App::handle`]).
     fn push(&mut self, op: store::Op) {
-        self.sink.push(op);
+        self.ops.push(op);
     }
 
     /// Queues `f` for `to` and notes the time for `/users`.
@@ -561,6 +565,8 @@ fn room_from_store(name: Arc<str>, l: store::Loaded) -> Room {
 impl App for Rooms {
     type Msg = RoomsMsg;
 
+    /// Every row change an event makes reaches the store as one group, so the store never
+    /// holds half of an event.
     fn handle(&mut self, event: Event<'_, RoomsMsg>, now: Millis, out: &mut Outbox<RoomsMsg>) {
         match event {
             Event::Opened { conn, req } => self.opened(conn, req, now, out),
@@ -573,8 +579,14 @@ impl App for Rooms {
             Event::Closed { conn } => self.closed(conn, now, out),
             Event::Http { conn, req, .. } => self.http(conn, req, now, out),
             Event::Tick => self.tick(now, out),
-            Event::Shutdown => self.push(store::Op::Flush),
+            Event::Shutdown => self.sink.push(store::Op::Flush),
             Event::TurnEnd | Event::Remote(_) => {}
+        }
+        match self.ops.len() {
+            0 => {}
+            // The common case keeps the buffer.
+            1 => self.sink.push(self.ops.pop().expect("one op")),
+            _ => self.sink.push_group(std::mem::take(&mut self.ops)),
         }
     }
 }

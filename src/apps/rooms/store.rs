@@ -12,6 +12,11 @@
 //! [`Op::Flush`] (graceful shutdown), and a last time when every sender is gone. A failed
 //! commit keeps the batch, marks the store unhealthy and retries.
 //!
+//! The rows one event changes (a vote: the poll, the answer that went, the answer that
+//! came, the vote; a connection: the suffix counter and the user record) travel as one
+//! [`Op::Group`], and a batch only ends between channel messages, so a crash never leaves
+//! half of an event in the file (a vote pointing at an answer row that is not there yet).
+//!
 //! Loading (decision): every room is read once at startup ([`open`]) and handed to the
 //! reactor that owns it, so a room's first use never blocks a reactor on the disk. An
 //! idle room is "unloaded" by dropping its ephemeral state; its persisted part stays in
@@ -71,11 +76,20 @@ pub enum Op {
     },
     /// Commit what is pending now.
     Flush,
+    /// The ops of one event, always committed in the same transaction.
+    Group(Vec<Op>),
 }
 
 /// Where the app puts its row changes. Never blocks.
 pub trait Sink: Send {
     fn push(&mut self, op: Op);
+
+    /// The ops of one event, which must land in the store together.
+    fn push_group(&mut self, ops: Vec<Op>) {
+        for op in ops {
+            self.push(op);
+        }
+    }
 }
 
 /// The real sink: a channel to the store thread.
@@ -86,6 +100,14 @@ impl Sink for ChannelSink {
         // The thread outlives every reactor; a send can only fail after it died, and
         // then there is nowhere left to write.
         let _ = self.0.send(op);
+    }
+
+    fn push_group(&mut self, mut ops: Vec<Op>) {
+        match ops.len() {
+            0 => {}
+            1 => self.push(ops.pop().expect("one op")),
+            _ => self.push(Op::Group(ops)),
+        }
     }
 }
 
@@ -272,7 +294,7 @@ fn row_key(op: &Op) -> Option<(u8, Arc<str>, String, String)> {
         } => (4, room.clone(), poll.clone(), user.clone()),
         Op::Counter { room, id, .. } => (5, room.clone(), id.clone(), String::new()),
         Op::User { room, id, .. } => (6, room.clone(), id.clone(), String::new()),
-        Op::Flush => return None,
+        Op::Flush | Op::Group(_) => return None,
     })
 }
 
@@ -323,6 +345,9 @@ fn writer(
 }
 
 fn add(pending: &mut Pending, op: Op) {
+    if let Op::Group(ops) = op {
+        return ops.into_iter().for_each(|op| add(pending, op));
+    }
     let Some(key) = row_key(&op) else { return };
     match pending.0.get(&key) {
         Some(&i) => pending.1[i] = op,
@@ -381,7 +406,8 @@ fn write_batch(db: &mut Connection, ops: &[Op]) -> rusqlite::Result<()> {
             Op::User { room, id, suffix, props, last_seen } => tx
                 .prepare_cached("INSERT INTO users(room, user, suffix, props, last_seen) VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(room, user) DO UPDATE SET suffix = excluded.suffix, props = excluded.props, last_seen = excluded.last_seen")?
                 .execute(params![&**room, id, *suffix as i64, props, *last_seen as i64])?,
-            Op::Flush => 0,
+            // Flushes never reach a batch; `add` flattens groups.
+            Op::Flush | Op::Group(_) => 0,
         };
     }
     tx.commit()
@@ -472,6 +498,54 @@ mod tests {
         // A user unused for longer than the TTL is gone on the next load.
         let (store, rooms) = open(&path, 10, 1, 1_000 + 86_400_001).unwrap();
         assert!(rooms["r"].users.is_empty());
+        store.join();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_group_is_written_like_its_ops() {
+        let dir = std::env::temp_dir().join(format!("sb-rooms-group-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("rooms.db");
+        let (store, _) = open(&path, 10, 0, 1_000).unwrap();
+        let mut sink = store.sink();
+        let r: Arc<str> = "r".into();
+        sink.push_group(vec![
+            Op::Poll {
+                room: r.clone(),
+                poll: "p".into(),
+                seq: 0,
+            },
+            Op::Answer {
+                room: r.clone(),
+                poll: "p".into(),
+                answer: "a".into(),
+                pos: Some(0),
+            },
+            Op::Vote {
+                room: r.clone(),
+                poll: "p".into(),
+                user: "u".into(),
+                answer: Some("a".into()),
+            },
+        ]);
+        sink.push_group(vec![Op::Increment {
+            room: r.clone(),
+            value: 7,
+        }]);
+        drop(sink);
+        store.join();
+        let (store, rooms) = open(&path, 10, 0, 1_000).unwrap();
+        let l = &rooms["r"];
+        assert_eq!(l.increment, 7);
+        assert_eq!(
+            l.polls,
+            vec![(
+                "p".to_string(),
+                0,
+                vec![("a".to_string(), 0, vec!["u".to_string()])]
+            )]
+        );
         store.join();
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -1134,3 +1134,59 @@ fn idle_rooms_unload_their_ephemeral_state() {
         "{d}"
     );
 }
+
+/// A sink that keeps each push as it came: a single op, or a group.
+#[derive(Clone, Default)]
+struct Pushes(std::sync::Arc<std::sync::Mutex<Vec<Vec<Op>>>>);
+
+impl store::Sink for Pushes {
+    fn push(&mut self, op: Op) {
+        self.0.lock().unwrap().push(vec![op]);
+    }
+
+    fn push_group(&mut self, ops: Vec<Op>) {
+        self.0.lock().unwrap().push(ops);
+    }
+}
+
+/// rooms.md "Each batch is atomic … never … half-applied": every row an event changes
+/// reaches the sink in one push, so a batch boundary (a crash) never splits an event.
+#[test]
+fn the_rows_of_one_event_reach_the_store_in_one_push() {
+    let pushes = Pushes::default();
+    let app = Rooms::new(&cfg(), HashMap::new(), Box::new(pushes.clone()), [7; 32]);
+    let mut t = T {
+        h: Harness::new(app),
+        ops: MemSink::default(),
+    };
+    let take = || std::mem::take(&mut *pushes.0.lock().unwrap());
+    let a = conn(1);
+    t.join(a, "/websocket?room=r&session=u");
+    let opened = take();
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    assert!(matches!(
+        &opened[0][..],
+        [Op::Increment { .. }, Op::User { .. }]
+    ));
+    t.h.text(a, r#"{"type":"poll","data":{"id":"p","answer":"x"}}"#);
+    let first = take();
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(matches!(
+        &first[0][..],
+        [Op::Poll { .. }, Op::Answer { .. }, Op::Vote { .. }]
+    ));
+    // A new answer: the old one goes, the new one comes, the vote moves, together.
+    t.h.text(a, r#"{"type":"poll","data":{"id":"p","answer":"y"}}"#);
+    let moved = take();
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert!(matches!(
+        &moved[0][..],
+        [
+            Op::Answer { pos: None, .. },
+            Op::Answer { pos: Some(_), .. },
+            Op::Vote { .. }
+        ]
+    ));
+    t.h.text(a, r#"{"type":"counter"}"#);
+    assert!(matches!(&take()[..], [one] if matches!(&one[..], [Op::Counter { .. }])));
+}
