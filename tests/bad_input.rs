@@ -412,18 +412,20 @@ fn a_peer_that_never_pongs_is_dropped_after_interval_plus_timeout() {
     let mut by = Bystanders::join(s.addr(AppKind::Pair).unwrap());
     let mut mute = raw_ws(s.addr(AppKind::Echo).unwrap(), "/");
     // Never answers: reads (and ignores) the server's Pings until the TCP connection ends.
+    // It only records: the main thread asserts, so a failure says what was seen.
     let watcher = std::thread::spawn(move || {
         let start = Instant::now();
-        let mut pings = 0;
+        let mut ops = Vec::new();
         // Generous bounds: a loaded CI machine can delay the 1 s sweep.
         mute.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         while let Some((_, op, _)) = read_frame(&mut mute) {
-            assert_eq!(op, 9, "only Pings, then the drop without a Close");
-            pings += 1;
-            assert!(start.elapsed() < Duration::from_secs(10), "never dropped");
+            ops.push(op);
+            if start.elapsed() > Duration::from_secs(10) {
+                break;
+            }
         }
-        (pings, start.elapsed())
+        (ops, start.elapsed())
     });
     // The bystanders keep talking (any input counts as life).
     for i in 0..100 {
@@ -433,12 +435,15 @@ fn a_peer_that_never_pongs_is_dropped_after_interval_plus_timeout() {
         by.check(&format!("alive {i}"));
         std::thread::sleep(Duration::from_millis(100));
     }
-    let (pings, waited) = watcher.join().expect("the mute peer was dropped");
-    assert!(pings >= 1, "no Ping before the drop after {waited:?}");
+    let (ops, waited) = watcher.join().expect("the watcher only records");
+    assert!(
+        !ops.is_empty() && ops.iter().all(|&op| op == 9),
+        "only Pings, then the drop without a Close; saw opcodes {ops:?} in {waited:?}"
+    );
     // 2 s of silence, swept on the 1 s tick.
     assert!(
         waited >= Duration::from_millis(1900) && waited < Duration::from_millis(6000),
-        "dropped after {waited:?}"
+        "dropped after {waited:?} (opcodes {ops:?})"
     );
     by.check("after the mute peer");
     s.stop(DEADLINE).unwrap();

@@ -419,6 +419,12 @@ fn ses_24_token_subcommand_mints_accepted_tokens() {
 /// SES-16 and SES-25 share the spawned binary's log file, so they run in sequence.
 #[test]
 fn ses_16_and_25_logs_secrets_and_startup() {
+    // The default app set (SES-25 is about it), every port 0: a default port may be held
+    // by a developer's running server.
+    let store = std::env::temp_dir()
+        .join(format!("switchboard-ses25-{}.db", std::process::id()))
+        .to_string_lossy()
+        .into_owned();
     let args = [
         "--bind",
         "127.0.0.1",
@@ -426,8 +432,16 @@ fn ses_16_and_25_logs_secrets_and_startup() {
         "0",
         "--pair-port",
         "0",
+        "--pester-port",
+        "0",
+        "--rooms-port",
+        "0",
+        "--signal-port",
+        "0",
         "--admin-port",
         "0",
+        "--rooms-store-path",
+        &store,
     ];
     // SES-25: no secret → pair runs, session does not, and the log says why.
     let p = Proc::spawn_env(&args, &[]);
@@ -492,6 +506,10 @@ fn ses_16_and_25_logs_secrets_and_startup() {
     assert!(!log.contains("0123456789abcdef"), "the secret was logged");
     // And the accepted token is not logged either.
     assert!(!log.contains(t.split('.').nth(2).unwrap()));
+    drop(p);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{store}{suffix}"));
+    }
 }
 
 #[test]
