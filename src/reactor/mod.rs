@@ -112,8 +112,8 @@ pub struct Reactor {
     dirty: Vec<usize>,
     /// Connections whose budget ran out with input left.
     pending_reads: Vec<usize>,
-    /// Connections that closed this turn and whose app is owed a Closed.
-    to_reap: Vec<usize>,
+    /// Connections that closed and whose app is owed a Closed (by id: see `owe_closed`).
+    to_reap: Vec<(crate::router::ConnId, crate::config::AppKind)>,
     /// Connections to remove from the slab at the end of the turn.
     to_drop: Vec<usize>,
     scratch: Box<[u8]>,

@@ -323,27 +323,26 @@ impl Reactor {
         self.owe_closed(key);
     }
 
+    /// Notes that the app is owed `key`'s Closed. The id is kept, not the slot: a close
+    /// found by the end-of-turn flush is reaped in the next turn, after the slot may have
+    /// been freed and reused by a new connection.
     pub(super) fn owe_closed(&mut self, key: usize) {
         if let Some(c) = self.conns.get_mut(key)
             && c.opened
         {
             c.opened = false;
-            self.to_reap.push(key);
+            if let Some(app) = c.app {
+                self.to_reap.push((c.id, app));
+            }
         }
     }
 
-    /// Tells the apps about this turn's closes. Every connection closed in the turn is
-    /// already marked, so frames the apps send to any of them are dropped.
+    /// Tells the apps about the closes noted so far. Every connection closed in the turn
+    /// is already marked, so frames the apps send to any of them are dropped.
     pub(super) fn reap(&mut self) {
         while !self.to_reap.is_empty() {
-            for key in std::mem::take(&mut self.to_reap) {
-                let Some(c) = self.conns.get(key) else {
-                    continue;
-                };
-                let (id, app) = (c.id, c.app);
-                if let Some(app) = app {
-                    self.dispatch(app, CoreEvent::Closed { conn: id });
-                }
+            for (id, app) in std::mem::take(&mut self.to_reap) {
+                self.dispatch(app, CoreEvent::Closed { conn: id });
             }
             self.pump_local();
         }
