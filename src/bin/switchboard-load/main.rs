@@ -7,6 +7,7 @@
 //! needs no server: it measures the kernel's own cost for the fan-out's writes.
 
 mod floor;
+mod pester;
 mod pool;
 mod stats;
 mod wire;
@@ -38,6 +39,9 @@ enum Scenario {
     /// session app: M members of one room, S of them sending with W messages in flight;
     /// a message completes when its sender sees it in a snapshot.
     Session(SessionArgs),
+    /// pester app: R channels of N registered users, P of each publishing `message`
+    /// events with at most W in flight each; raw face or Socket.IO (`--proto sio`).
+    Pester(pester::PesterArgs),
     /// No server: N loopback TCP pairs, a writer thread (pinned to CPU 0) writing F frames
     /// of S bytes to each per round, this thread reading; the kernel's cost per frame.
     Floor(floor::FloorArgs),
@@ -164,7 +168,9 @@ fn die(msg: &str) -> ! {
 fn path_for(proto: Proto, room: &str) -> String {
     match proto {
         Proto::Raw => format!("/?room={room}"),
-        Proto::Sio => format!("/socket.io/?EIO=4&transport=websocket&room={room}"),
+        Proto::Sio | Proto::SioJson => {
+            format!("/socket.io/?EIO=4&transport=websocket&room={room}")
+        }
     }
 }
 
@@ -196,6 +202,42 @@ fn open_all(pool: &mut Pool, paths: &[String], concurrency: usize) -> Vec<usize>
 
 fn now_us(start: Instant) -> u64 {
     start.elapsed().as_micros() as u64
+}
+
+/// The RESULT fields of a fan-out: deliveries (one per recipient of each message) per
+/// second, payload bandwidth, both processes' CPU per delivery and in all, latency.
+fn delivery_fields(
+    delivered: u64,
+    size: usize,
+    m: &stats::Measured,
+    hist: &Histogram,
+) -> Vec<(&'static str, String)> {
+    let rate = delivered as f64 / m.secs;
+    vec![
+        ("delivered", delivered.to_string()),
+        ("msgs_per_s", format!("{rate:.0}")),
+        // Payload bytes delivered (frame headers not counted).
+        ("gb_per_s", format!("{:.3}", rate * size as f64 / 1e9)),
+        (
+            "server_us_per_msg",
+            format!("{:.3}", m.server_cpu_us / delivered.max(1) as f64),
+        ),
+        (
+            "load_us_per_msg",
+            format!("{:.3}", m.own_cpu_us / delivered.max(1) as f64),
+        ),
+        (
+            "server_cpu_pct",
+            format!("{:.1}", 100.0 * m.server_cpu_us / (m.secs * 1e6)),
+        ),
+        (
+            "load_cpu_pct",
+            format!("{:.1}", 100.0 * m.own_cpu_us / (m.secs * 1e6)),
+        ),
+        ("p50_us", hist.quantile(0.5).to_string()),
+        ("p99_us", hist.quantile(0.99).to_string()),
+        ("max_us", hist.max().to_string()),
+    ]
 }
 
 fn report(fields: &[(&str, String)]) {
@@ -373,38 +415,16 @@ fn fanout(a: FanoutArgs) {
         pool.flush();
     }
     let m = phases.finish();
-    let rate = delivered as f64 / m.secs;
-    report(&[
+    let mut fields = vec![
         ("scenario", "fanout".into()),
         ("rooms", a.rooms.to_string()),
         ("subs", a.subs.to_string()),
         ("pubs", a.pubs.to_string()),
         ("window", window.to_string()),
         ("size", a.size.to_string()),
-        ("delivered", delivered.to_string()),
-        ("msgs_per_s", format!("{rate:.0}")),
-        // Payload bytes delivered (frame headers not counted).
-        ("gb_per_s", format!("{:.3}", rate * a.size as f64 / 1e9)),
-        (
-            "server_us_per_msg",
-            format!("{:.3}", m.server_cpu_us / delivered.max(1) as f64),
-        ),
-        (
-            "load_us_per_msg",
-            format!("{:.3}", m.own_cpu_us / delivered.max(1) as f64),
-        ),
-        (
-            "server_cpu_pct",
-            format!("{:.1}", 100.0 * m.server_cpu_us / (m.secs * 1e6)),
-        ),
-        (
-            "load_cpu_pct",
-            format!("{:.1}", 100.0 * m.own_cpu_us / (m.secs * 1e6)),
-        ),
-        ("p50_us", hist.quantile(0.5).to_string()),
-        ("p99_us", hist.quantile(0.99).to_string()),
-        ("max_us", hist.max().to_string()),
-    ]);
+    ];
+    fields.extend(delivery_fields(delivered, a.size, &m, &hist));
+    report(&fields);
     pool.close_all();
 }
 
@@ -723,5 +743,6 @@ fn main() {
         Scenario::Relay(a) => relay(a),
         Scenario::Conns(a) => conns(a),
         Scenario::Floor(a) => floor::floor(a),
+        Scenario::Pester(a) => pester::pester(a),
     }
 }

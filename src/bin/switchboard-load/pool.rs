@@ -1,7 +1,7 @@
 //! A pool of client WebSockets on one mio loop: connect, upgrade, send pre-masked frames,
 //! parse server frames, answer Pings (and Engine.IO pings), flush once per turn.
 
-use crate::wire::{parse_frame, put_frame, upgrade_request};
+use crate::wire::{parse_frame, put_frame, put_sio_message, sio_message_arg, upgrade_request};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
@@ -16,6 +16,15 @@ pub enum Proto {
     Raw,
     /// Engine.IO 4 / Socket.IO framing: `42["message","<payload>"]`.
     Sio,
+    /// The same, with the payload as the event's JSON argument: `42["message",<payload>]`
+    /// (pester's objects).
+    SioJson,
+}
+
+impl Proto {
+    fn is_sio(self) -> bool {
+        matches!(self, Proto::Sio | Proto::SioJson)
+    }
 }
 
 #[derive(PartialEq, Eq, Debug)]
@@ -114,12 +123,8 @@ impl Pool {
         }
         match proto {
             Proto::Raw => put_frame(&mut c.wbuf, 0x1, payload),
-            Proto::Sio => {
-                let mut p = Vec::with_capacity(payload.len() + 16);
-                p.extend_from_slice(b"42[\"message\",\"");
-                p.extend_from_slice(payload);
-                p.extend_from_slice(b"\"]");
-                put_frame(&mut c.wbuf, 0x1, &p);
+            Proto::Sio | Proto::SioJson => {
+                put_sio_message(&mut c.wbuf, payload, proto == Proto::Sio)
             }
         }
         if !c.dirty {
@@ -229,7 +234,7 @@ impl Pool {
                 return self.fail(key);
             }
             pos = end + 4;
-            if proto == Proto::Sio {
+            if proto.is_sio() {
                 c.state = State::SioJoining;
             } else {
                 c.state = State::Open;
@@ -267,7 +272,7 @@ impl Pool {
                             kind: Kind::Message(start..self.arena.len()),
                         });
                     }
-                    Proto::Sio => {
+                    Proto::Sio | Proto::SioJson => {
                         if payload == b"2" {
                             put_frame(&mut c.wbuf, 0x1, b"3");
                             wrote = true;
@@ -281,10 +286,7 @@ impl Pool {
                                 key,
                                 kind: Kind::Opened,
                             });
-                        } else if let Some(inner) = payload
-                            .strip_prefix(b"42[\"message\",\"")
-                            .and_then(|p| p.strip_suffix(b"\"]"))
-                        {
+                        } else if let Some(inner) = sio_message_arg(payload, proto == Proto::Sio) {
                             let start = self.arena.len();
                             self.arena.extend_from_slice(inner);
                             self.inbox.push(Ev {

@@ -3,8 +3,13 @@
 /// A client frame with FIN and a zero mask key: masking with zeros leaves the payload as
 /// it is, so frames are built by copying, with no per-byte work (RFC 6455 allows any key).
 pub fn put_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
+    put_frame_parts(out, opcode, &[payload]);
+}
+
+/// [`put_frame`] of the concatenation of `parts`, without joining them first.
+pub fn put_frame_parts(out: &mut Vec<u8>, opcode: u8, parts: &[&[u8]]) {
     out.push(0x80 | opcode);
-    match payload.len() {
+    match parts.iter().map(|p| p.len()).sum::<usize>() {
         n @ 0..=125 => out.push(0x80 | n as u8),
         n @ 126..=65535 => {
             out.push(0x80 | 126);
@@ -16,7 +21,45 @@ pub fn put_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
         }
     }
     out.extend_from_slice(&[0, 0, 0, 0]);
-    out.extend_from_slice(payload);
+    for p in parts {
+        out.extend_from_slice(p);
+    }
+}
+
+/// A client frame holding the Socket.IO event `42["message",<arg>]`: the argument is
+/// `payload` as a JSON string (`quoted`; `payload` must need no escaping) or, unquoted,
+/// `payload` itself, which must then be JSON (an object for pester).
+pub fn put_sio_message(out: &mut Vec<u8>, payload: &[u8], quoted: bool) {
+    if quoted {
+        put_frame_parts(out, 0x1, &[b"42[\"message\",\"", payload, b"\"]"]);
+    } else {
+        put_frame_parts(out, 0x1, &[b"42[\"message\",", payload, b"]"]);
+    }
+}
+
+/// The argument of a server's Socket.IO `42["message",<arg>]` packet, as
+/// [`put_sio_message`] writes it: without its quotes when `quoted`.
+pub fn sio_message_arg(packet: &[u8], quoted: bool) -> Option<&[u8]> {
+    if quoted {
+        packet
+            .strip_prefix(b"42[\"message\",\"")?
+            .strip_suffix(b"\"]")
+    } else {
+        packet.strip_prefix(b"42[\"message\",")?.strip_suffix(b"]")
+    }
+}
+
+/// The `text` of a pester `message` object as the server writes it,
+/// `{"type":"message","channelId":…,"fromUserId":…,"text":"…","timestamp":N}`, read from
+/// the end; `None` for any other object, or a text holding a `"` (stamps never do).
+pub fn pester_text(obj: &[u8]) -> Option<&[u8]> {
+    let b = obj.strip_suffix(b"}")?;
+    let digits = b.iter().rev().take_while(|c| c.is_ascii_digit()).count();
+    let b = b[..b.len() - digits]
+        .strip_suffix(b",\"timestamp\":")?
+        .strip_suffix(b"\"")?;
+    let open = b.iter().rposition(|&c| c == b'"')?;
+    b[..=open].ends_with(b"\"text\":\"").then(|| &b[open + 1..])
 }
 
 pub fn upgrade_request(host: &str, path: &str) -> Vec<u8> {
@@ -86,5 +129,70 @@ mod tests {
         let server = [0x81, 3, b'a', b'b', b'c', 0x81];
         assert_eq!(parse_frame(&server), Some((1, 2..5, 5)));
         assert_eq!(parse_frame(&server[5..]), None);
+    }
+
+    #[test]
+    fn frames_from_parts_match_one_payload() {
+        for n in [0, 125, 126, 65535, 65536] {
+            let body = vec![b'x'; n];
+            let (mut one, mut parts) = (Vec::new(), Vec::new());
+            put_frame(&mut one, 0x1, &body);
+            put_frame_parts(&mut parts, 0x1, &[&body[..n / 3], &body[n / 3..], b""]);
+            assert_eq!(one, parts, "{n} bytes");
+        }
+    }
+
+    /// Unmasks a client frame built with the zero key: its payload.
+    fn client_payload(frame: &[u8]) -> &[u8] {
+        assert_eq!(frame[0], 0x81);
+        let n = (frame[1] & 0x7f) as usize;
+        assert!(n < 126 && frame[1] & 0x80 != 0);
+        assert_eq!(&frame[2..6], &[0, 0, 0, 0]);
+        assert_eq!(frame.len(), 6 + n);
+        &frame[6..]
+    }
+
+    #[test]
+    fn sio_message_events_round_trip() {
+        let obj = br#"{"type":"register","userId":"u1"}"#;
+        let mut f = Vec::new();
+        put_sio_message(&mut f, obj, false);
+        let p = client_payload(&f);
+        assert_eq!(p, br#"42["message",{"type":"register","userId":"u1"}]"#);
+        assert_eq!(sio_message_arg(p, false), Some(&obj[..]));
+        let mut f = Vec::new();
+        put_sio_message(&mut f, b"abc", true);
+        let p = client_payload(&f);
+        assert_eq!(p, br#"42["message","abc"]"#);
+        assert_eq!(sio_message_arg(p, true), Some(&b"abc"[..]));
+        assert_eq!(sio_message_arg(b"40{\"sid\":\"x\"}", false), None);
+        assert_eq!(sio_message_arg(br#"42["other",{}]"#, false), None);
+    }
+
+    #[test]
+    fn pester_text_is_read_from_the_servers_message() {
+        let mut text = Vec::new();
+        stamp(&mut text, 3, 41, 99, 64);
+        let obj = format!(
+            r#"{{"type":"message","channelId":"chat_A0-1_____z0-1","fromUserId":"A0-1__","text":"{}","timestamp":1795346839578}}"#,
+            std::str::from_utf8(&text).unwrap()
+        );
+        let got = pester_text(obj.as_bytes()).expect("a message");
+        assert_eq!(got, &text[..]);
+        assert_eq!(read_stamp(got), Some((3, 41, 99)));
+        for other in [
+            r#"{"type":"typing","channelId":"chat_a_b","userId":"a","timestamp":1}"#,
+            r#"{"type":"error","message":"Not in this channel"}"#,
+            r#"{"type":"user_left","channelId":"chat_a_b","userId":"a","timestamp":17}"#,
+            r#"{"type":"message","channelId":"c","fromUserId":"a","text":"q\"x","timestamp":1}"#,
+        ] {
+            assert_eq!(pester_text(other.as_bytes()), None, "{other}");
+        }
+        assert_eq!(
+            pester_text(
+                br#"{"type":"message","channelId":"c","fromUserId":"a","text":"hi","timestamp":1}"#
+            ),
+            Some(&b"hi"[..])
+        );
     }
 }
