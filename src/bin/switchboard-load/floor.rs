@@ -69,7 +69,7 @@ fn server_frame(size: usize) -> Vec<u8> {
     f
 }
 
-fn pin_to(cpu: usize) -> io::Result<()> {
+pub fn pin_to(cpu: usize) -> io::Result<()> {
     // SAFETY: cpu_set_t is plain data (all zeros is the empty set), CPU_SET writes inside
     // it, and pid 0 names the calling thread.
     unsafe {

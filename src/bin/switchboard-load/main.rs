@@ -9,6 +9,7 @@
 mod floor;
 mod pester;
 mod pool;
+mod rtt_floor;
 mod stats;
 mod wire;
 
@@ -45,6 +46,9 @@ enum Scenario {
     /// No server: N loopback TCP pairs, a writer thread (pinned to CPU 0) writing F frames
     /// of S bytes to each per round, this thread reading; the kernel's cost per frame.
     Floor(floor::FloorArgs),
+    /// No server: one pair's relayed ping-pong through a thread (pinned to CPU 0) that only
+    /// copies bytes across; the loopback round trip's floor.
+    RttFloor(rtt_floor::RttFloorArgs),
 }
 
 #[derive(Args)]
@@ -743,6 +747,7 @@ fn main() {
         Scenario::Relay(a) => relay(a),
         Scenario::Conns(a) => conns(a),
         Scenario::Floor(a) => floor::floor(a),
+        Scenario::RttFloor(a) => rtt_floor::rtt_floor(a),
         Scenario::Pester(a) => pester::pester(a),
     }
 }
