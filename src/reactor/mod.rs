@@ -421,7 +421,14 @@ impl Reactor {
                 Phase::Http(_) | Phase::HttpBody(_) if now >= c.deadline => {
                     timed_out.push((key, None))
                 }
-                Phase::Ws(_) if now.saturating_sub(c.last_recv) >= silence => {
+                // Silent for interval + timeout, and a Ping went out after the last input:
+                // the tick may fall just short of the Ping's deadline, and a peer is never
+                // dropped before it was asked. The last Ping went out at `deadline - interval`
+                // (the upgrade sets both clocks to the same instant).
+                Phase::Ws(_)
+                    if now.saturating_sub(c.last_recv) >= silence
+                        && c.deadline.saturating_sub(ping_every) > c.last_recv =>
+                {
                     timed_out.push((key, Some(Disconnect::PingTimeout)))
                 }
                 Phase::Ws(_) if stalled => timed_out.push((key, Some(Disconnect::WriteStall))),
