@@ -331,6 +331,9 @@ pub struct Opts {
     /// Wait for the peer after the server's Close or HTTP answer [default: 2000].
     #[arg(long, env = "SWITCHBOARD_CLOSE_LINGER_MS")]
     pub close_linger_ms: Option<u64>,
+    /// Idle time of a kept-alive HTTP connection between requests; 0 closes after every answer [default: 5000].
+    #[arg(long, env = "SWITCHBOARD_HTTP_KEEP_ALIVE_MS")]
+    pub http_keep_alive_ms: Option<u64>,
     /// Read buffer per WebSocket; reads are staged through a shared 64 KiB buffer [default: 256].
     #[arg(long, env = "SWITCHBOARD_READ_BUFFER_BYTES")]
     pub read_buffer_bytes: Option<usize>,
@@ -442,6 +445,7 @@ impl Opts {
             write_stall_timeout_ms,
             max_messages_per_sec,
             close_linger_ms,
+            http_keep_alive_ms,
             read_buffer_bytes,
             pipe_high_water_bytes,
             allowed_origins,

@@ -374,6 +374,9 @@ pub struct Config {
     pub max_messages_per_sec: u32,
     /// Time to wait for the peer's Close reply (or EOF) after the server closed.
     pub close_linger_ms: u64,
+    /// How long a plain HTTP connection stays open for its next request after an app's
+    /// answer (HTTP/1.1 keep-alive, for long-polling clients); 0 closes after every answer.
+    pub http_keep_alive_ms: u64,
     /// Read buffer kept per WebSocket (tungstenite grows it for large frames); socket
     /// reads are staged through one shared 64 KiB buffer per reactor.
     pub read_buffer_bytes: usize,
@@ -425,6 +428,7 @@ impl Default for Config {
             write_stall_timeout_ms: 30_000,
             max_messages_per_sec: 0,
             close_linger_ms: 2_000,
+            http_keep_alive_ms: 5_000,
             read_buffer_bytes: 256,
             pipe_high_water_bytes: 1 << 20,
             allowed_origins: Vec::new(),
@@ -584,6 +588,7 @@ pub struct FileConfig {
     pub write_stall_timeout_ms: Option<u64>,
     pub max_messages_per_sec: Option<u32>,
     pub close_linger_ms: Option<u64>,
+    pub http_keep_alive_ms: Option<u64>,
     pub read_buffer_bytes: Option<usize>,
     pub pipe_high_water_bytes: Option<usize>,
     pub allowed_origins: Option<Vec<String>>,
@@ -817,6 +822,7 @@ impl FileConfig {
             write_stall_timeout_ms,
             max_messages_per_sec,
             close_linger_ms,
+            http_keep_alive_ms,
             read_buffer_bytes,
             pipe_high_water_bytes,
             allowed_origins,

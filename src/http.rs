@@ -190,9 +190,21 @@ impl Response {
         self
     }
 
+    /// The response on the wire, closing the connection after it.
     pub fn to_bytes(&self) -> Vec<u8> {
+        self.to_bytes_with(None)
+    }
+
+    /// The response on the wire; `keep_alive: Some(seconds)` keeps the connection open for
+    /// the next request and says for how long (`Keep-Alive: timeout=`, as Node's HTTP
+    /// server does, so clients drop an idle connection before the server does).
+    pub fn to_bytes_with(&self, keep_alive: Option<u64>) -> Vec<u8> {
+        let connection = match keep_alive {
+            Some(secs) => format!("Connection: keep-alive\r\nKeep-Alive: timeout={secs}\r\n"),
+            None => "Connection: close\r\n".to_string(),
+        };
         let mut out = format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{connection}",
             self.status.0,
             self.status.1,
             self.content_type,
@@ -224,6 +236,26 @@ pub enum Intent {
 
 fn has_token(value: Option<&str>, token: &str) -> bool {
     value.is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+}
+
+/// Whether the client lets the connection stay open after the answer: HTTP/1.1 unless it
+/// sent `Connection: close`, HTTP/1.0 only with `Connection: keep-alive` (RFC 9112 9.3).
+pub fn wants_keep_alive(req: &Request) -> bool {
+    let connection = req.header("connection");
+    if has_token(connection, "close") {
+        return false;
+    }
+    req.minor_version >= 1 || has_token(connection, "keep-alive")
+}
+
+/// Whether the request has a body in the stream (`Content-Length` other than 0, or any
+/// `Transfer-Encoding`): one the core did not read cannot be skipped to reach the next
+/// request, so its answer closes the connection.
+pub fn has_body(req: &Request) -> bool {
+    req.header("transfer-encoding").is_some()
+        || req
+            .header("content-length")
+            .is_some_and(|v| v.trim() != "0")
 }
 
 /// Classifies a request and validates the RFC 6455 handshake fields.
@@ -387,8 +419,9 @@ mod tests {
 pub enum Chunked {
     /// More bytes are needed.
     Partial,
-    /// The whole body, decoded.
-    Complete(Vec<u8>),
+    /// The whole body, decoded, and how many raw bytes it took (what follows is the next
+    /// request on a kept-alive connection).
+    Complete(Vec<u8>, usize),
     /// The decoded body would be larger than the cap.
     TooLarge,
     /// Not valid chunked encoding.
@@ -432,7 +465,7 @@ pub fn dechunk(raw: &[u8], max: usize) -> Chunked {
                     return Chunked::Partial;
                 };
                 if eol == pos {
-                    return Chunked::Complete(body);
+                    return Chunked::Complete(body, eol + 2);
                 }
                 pos = eol + 2;
             }
@@ -461,8 +494,17 @@ mod chunked_tests {
         for cut in 0..raw.len() {
             assert_eq!(dechunk(&raw[..cut], 100), Chunked::Partial, "cut at {cut}");
         }
-        assert_eq!(dechunk(raw, 100), Chunked::Complete(b"40abc".to_vec()));
-        assert_eq!(dechunk(b"0\r\n\r\n", 0), Chunked::Complete(Vec::new()));
+        assert_eq!(
+            dechunk(raw, 100),
+            Chunked::Complete(b"40abc".to_vec(), raw.len())
+        );
+        let mut pipelined = raw.to_vec();
+        pipelined.extend_from_slice(b"GET / HTTP/1.1\r\n");
+        assert_eq!(
+            dechunk(&pipelined, 100),
+            Chunked::Complete(b"40abc".to_vec(), raw.len())
+        );
+        assert_eq!(dechunk(b"0\r\n\r\n", 0), Chunked::Complete(Vec::new(), 5));
         assert_eq!(dechunk(raw, 4), Chunked::TooLarge);
         assert_eq!(dechunk(b"zz\r\n", 100), Chunked::Invalid);
         assert_eq!(dechunk(b"2\r\nabcd\r\n", 100), Chunked::Invalid);

@@ -94,7 +94,11 @@ impl App for Bench {
                 }
             }
             Event::Remote(never) => match never {},
-            Event::Http { .. } | Event::Tick | Event::TurnEnd | Event::Shutdown => {}
+            Event::Http { .. }
+            | Event::HttpReading { .. }
+            | Event::Tick
+            | Event::TurnEnd
+            | Event::Shutdown => {}
         }
     }
 }

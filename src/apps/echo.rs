@@ -40,6 +40,7 @@ impl App for Echo {
             Event::Opened { .. }
             | Event::Closed { .. }
             | Event::Http { .. }
+            | Event::HttpReading { .. }
             | Event::Tick
             | Event::TurnEnd
             | Event::Shutdown => {}

@@ -27,6 +27,14 @@ pub type Millis = u64;
 pub enum Event<'a, M> {
     /// A WebSocket upgrade completed; `req` is the request head that asked for it.
     Opened { conn: ConnId, req: &'a Request },
+    /// A request the app asked for with [`Route::Http`] whose body is still arriving,
+    /// before it is read: the app may answer it now with [`Effect::Respond`] (refusing
+    /// one that overlaps another; the connection then closes after the answer, its body
+    /// unread), or wait for [`Event::Http`] with the body. Either way it is answered once,
+    /// or the app gets `Closed { conn }` when the client leaves or the core answers it (a
+    /// body that never finishes: `408`). Requests whose body came with the head go
+    /// straight to [`Event::Http`].
+    HttpReading { conn: ConnId, req: &'a Request },
     /// A plain HTTP request the app asked for with [`Route::Http`], with its body. The app
     /// answers with [`Effect::Respond`], now or later (long-polling holds it). If the
     /// client goes away first, the app gets `Closed { conn }` for it.
@@ -70,7 +78,9 @@ pub enum Effect<M> {
     /// mark. The app still gets Closed for each side (and decides whether to close the
     /// other).
     Pipe(ConnId, ConnId),
-    /// Answer the HTTP request of `conn` (from [`Event::Http`]) and close it after.
+    /// Answer the HTTP request of `conn` (from [`Event::Http`] or [`Event::HttpReading`]).
+    /// The connection then closes, or stays open for the client's next request (HTTP/1.1
+    /// keep-alive, when the whole request was read and the client did not ask to close).
     Respond(ConnId, Response),
     /// Deliver `M` to this app's instance on reactor `usize`.
     Post(usize, M),
@@ -129,7 +139,8 @@ pub enum Route {
         headers: Vec<(String, String)>,
         max_message_bytes: Option<usize>,
     },
-    /// Answer with this response and close.
+    /// Answer with this response (and keep the connection for another request when the
+    /// client allows it and sent no body, as for [`Effect::Respond`]).
     Respond(Response),
     /// Hand the request (head and body) to the app instance on the owner reactor of
     /// `owner` (`None`: this reactor) as [`Event::Http`]; the app answers it.

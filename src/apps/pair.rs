@@ -195,7 +195,7 @@ impl App for Pair {
                 }
             }
             Event::Remote(msg) => self.lobby_handle(msg, out),
-            Event::Tick | Event::TurnEnd | Event::Http { .. } => {}
+            Event::Tick | Event::TurnEnd | Event::Http { .. } | Event::HttpReading { .. } => {}
             Event::Shutdown => self.draining = true,
         }
     }

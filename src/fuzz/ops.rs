@@ -58,6 +58,8 @@ enum Op {
     Http {
         slot: u8,
         post: bool,
+        /// The body arrives after the head: the app hears `HttpReading` first.
+        announced: bool,
         target: Target,
         body: Body,
     },
@@ -292,6 +294,7 @@ where
             Op::Http {
                 slot,
                 post,
+                announced,
                 target,
                 body,
             } => {
@@ -302,6 +305,14 @@ where
                 let req = self.request(if *post { "POST" } else { "GET" }, &self.target(target));
                 if let Route::Http { .. } = self.route(&req, false) {
                     self.state[s] = State::Http;
+                    if *announced {
+                        self.h.event(Event::HttpReading { conn: id, req: &req });
+                        self.settle();
+                        if !self.live(id, State::Http) {
+                            // Answered from the head.
+                            return;
+                        }
+                    }
                     let body = self.body(body);
                     self.h.event(Event::Http {
                         conn: id,

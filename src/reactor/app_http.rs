@@ -1,50 +1,53 @@
-//! Plain HTTP requests answered by an app (`Route::Http`): read the body by
-//! `Content-Length` or `Transfer-Encoding: chunked`, move the request to the owner reactor, hand it to the app, and write
-//! the app's answer whenever it comes (long-polling holds a request open).
+//! Plain HTTP requests answered by an app (`Route::Http`), on the reactor that owns them:
+//! read the body by `Content-Length` or `Transfer-Encoding: chunked`, hand the request to
+//! the app, and write the app's answer whenever it comes (long-polling holds a request).
 //!
-//! One request per TCP connection: every answer carries `Connection: close`.
+//! The app hears of a body before it is read (`Event::HttpReading`), so it can refuse a
+//! request that overlaps another one (pester: a second POST while one is being read).
+//! After the answer, an HTTP/1.1 connection stays open for its next request
+//! (`http_keep_alive_ms`) unless the client asked to close or part of the body was left
+//! unread.
 
 use super::Reactor;
-use super::conn::{HttpBody, Phase};
+use super::conn::{HttpBody, HttpHeld, Phase};
 use super::dispatch::CoreEvent;
-use super::inbox::{Envelope, HandoffKind};
+use super::inbox::Envelope;
 use crate::error::Reject;
 use crate::http::{self, Chunked, Request, Response, Status};
-use crate::router::{ConnId, owner_of};
+use crate::router::ConnId;
 use std::io::{self, Read};
 
 impl Reactor {
-    /// A request the app wants to answer: read its body, then give it to the owner.
+    /// A request the app wants to answer, on the reactor that owns it: read its body,
+    /// then give it to the app.
     pub(super) fn app_request(
         &mut self,
         key: usize,
         mut req: Request,
         mut leftover: Vec<u8>,
-        owner: Option<Vec<u8>>,
         max_body: Option<usize>,
     ) {
         let Some(app) = self.conns.get(key).and_then(|c| c.app) else {
             return;
         };
-        let max = max_body.unwrap_or(self.shared.config.app(app).max_message_bytes);
-        let chunked = req
+        let cfg = &self.shared.config;
+        let max = max_body.unwrap_or(cfg.app(app).max_message_bytes);
+        let keep_alive = cfg.http_keep_alive_ms > 0 && http::wants_keep_alive(&req);
+        let encoding = req
             .header("transfer-encoding")
             .map(|v| v.trim().to_ascii_lowercase());
-        match chunked.as_deref() {
-            None | Some("identity") => {}
-            Some("chunked") => {
-                if let Some(c) = self.conns.get_mut(key) {
-                    c.phase = Phase::HttpBody(Box::new(HttpBody {
-                        req,
-                        body: leftover,
-                        need: max,
-                        owner,
-                        chunked: Some(max_body.is_some()),
-                    }));
-                    c.readable = true;
-                }
-                return self.read_body(key);
-            }
+        let (need, chunked) = match encoding.as_deref() {
+            None | Some("identity") => match req.header("content-length").map(str::trim) {
+                None => (0, None),
+                Some(v) => match v.parse::<usize>() {
+                    Ok(n) => (n, None),
+                    Err(_) => {
+                        let r = Response::text(Status::BAD_REQUEST, "Invalid Content-Length");
+                        return self.respond(key, r, Some(Reject::BadRequest));
+                    }
+                },
+            },
+            Some("chunked") => (max, Some(max_body.is_some())),
             Some(_) => {
                 let r = Response::text(
                     Status(501, "Not Implemented"),
@@ -52,41 +55,56 @@ impl Reactor {
                 );
                 return self.respond(key, r, Some(Reject::BadRequest));
             }
-        }
-        let need = match req.header("content-length").map(str::trim) {
-            None => 0,
-            Some(v) => match v.parse::<usize>() {
-                Ok(n) => n,
-                Err(_) => {
-                    let r = Response::text(Status::BAD_REQUEST, "Invalid Content-Length");
-                    return self.respond(key, r, Some(Reject::BadRequest));
-                }
-            },
         };
-        if need > max && max_body.is_some() {
-            // The app answers (and may act on it); the unread body is discarded while
-            // the app holds the request.
-            req.body_too_large = true;
-            return self.route_to_app(key, req, Vec::new(), owner);
+        if chunked.is_none() {
+            if need > max && max_body.is_some() {
+                // The app answers (and may act on it); the unread body is discarded while
+                // the app holds the request, and the answer closes the connection.
+                req.body_too_large = true;
+                let held = HttpHeld {
+                    keep_alive: false,
+                    next: Vec::new(),
+                };
+                return self.give_to_app(key, req, Vec::new(), held);
+            }
+            if need > max {
+                let r = Response::status(Status::PAYLOAD_TOO_LARGE);
+                return self.respond(key, r, Some(Reject::AppAnswer));
+            }
+            if leftover.len() >= need {
+                let next = leftover.split_off(need);
+                return self.give_to_app(key, req, leftover, HttpHeld { keep_alive, next });
+            }
         }
-        if need > max {
-            let r = Response::status(Status::PAYLOAD_TOO_LARGE);
-            return self.respond(key, r, Some(Reject::AppAnswer));
+        // A body is still to come: the app hears of it first, and may answer at once (the
+        // unread body then closes the connection after the answer).
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        c.phase = Phase::held_then_close();
+        c.opened = true;
+        let id = c.id;
+        self.dispatch(
+            app,
+            CoreEvent::HttpReading {
+                conn: id,
+                req: &req,
+            },
+        );
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if c.id != id || !matches!(c.phase, Phase::HttpApp(_)) {
+            return;
         }
-        if leftover.len() >= need {
-            leftover.truncate(need);
-            return self.route_to_app(key, req, leftover, owner);
-        }
-        if let Some(c) = self.conns.get_mut(key) {
-            c.phase = Phase::HttpBody(Box::new(HttpBody {
-                req,
-                body: leftover,
-                need,
-                owner,
-                chunked: None,
-            }));
-            c.readable = true;
-        }
+        c.phase = Phase::HttpBody(Box::new(HttpBody {
+            req,
+            body: leftover,
+            need,
+            chunked,
+            keep_alive,
+        }));
+        c.readable = true;
         self.read_body(key);
     }
 
@@ -106,6 +124,7 @@ impl Reactor {
             ..
         } = &mut **b;
         let raw_cap = need.saturating_mul(2).saturating_add(4096);
+        let mut next = Vec::new();
         loop {
             if chunked.is_some() {
                 match http::dechunk(body, *need) {
@@ -115,7 +134,8 @@ impl Reactor {
                         let r = Response::text(Status::BAD_REQUEST, "Invalid chunked body");
                         return self.respond(key, r, Some(Reject::BadRequest));
                     }
-                    Chunked::Complete(decoded) => {
+                    Chunked::Complete(decoded, used) => {
+                        next = body.split_off(used);
                         *body = decoded;
                         break;
                     }
@@ -129,24 +149,26 @@ impl Reactor {
                 (*need - body.len()).min(self.scratch.len())
             };
             match c.sock.read(&mut self.scratch[..want]) {
-                Ok(0) => return self.drop_now(key),
+                Ok(0) => return self.client_left(key),
                 Ok(n) => body.extend_from_slice(&self.scratch[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     c.readable = false;
                     return;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return self.drop_now(key),
+                Err(_) => return self.client_left(key),
             }
         }
-        // Placeholder: `route_to_app` gives the request to the app (`HttpApp`) or moves the
-        // socket to another reactor.
-        let phase = std::mem::replace(&mut c.phase, Phase::HttpApp);
+        // Placeholder until `give_to_app` sets the phase.
+        let phase = std::mem::replace(&mut c.phase, Phase::Dead);
         if let Phase::HttpBody(b) = phase {
             let HttpBody {
-                req, body, owner, ..
+                req,
+                body,
+                keep_alive,
+                ..
             } = *b;
-            self.route_to_app(key, req, body, owner);
+            self.give_to_app(key, req, body, HttpHeld { keep_alive, next });
         }
     }
 
@@ -156,41 +178,33 @@ impl Reactor {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
-        // Placeholder, as in `read_body`; `respond` below sets `Closing`.
-        let phase = std::mem::replace(&mut c.phase, Phase::HttpApp);
+        // Placeholder, as in `read_body`; both branches below set the phase.
+        let phase = std::mem::replace(&mut c.phase, Phase::held_then_close());
         let Phase::HttpBody(b) = phase else {
             return;
         };
         let HttpBody {
-            mut req,
-            owner,
-            chunked,
-            ..
+            mut req, chunked, ..
         } = *b;
         if chunked == Some(true) {
             req.body_too_large = true;
-            return self.route_to_app(key, req, Vec::new(), owner);
+            let held = HttpHeld {
+                keep_alive: false,
+                next: Vec::new(),
+            };
+            return self.give_to_app(key, req, Vec::new(), held);
         }
         let r = Response::status(Status::PAYLOAD_TOO_LARGE);
         self.respond(key, r, Some(Reject::AppAnswer));
     }
 
-    fn route_to_app(&mut self, key: usize, req: Request, body: Vec<u8>, owner: Option<Vec<u8>>) {
-        let target = owner.map_or(self.me, |k| owner_of(&k, self.shared.reactors));
-        if target == self.me {
-            self.give_to_app(key, req, body);
-        } else {
-            self.hand_off(key, target, req, HandoffKind::Http { body });
-        }
-    }
-
     /// The app gets the request; the connection waits for its answer.
-    pub(super) fn give_to_app(&mut self, key: usize, req: Request, body: Vec<u8>) {
+    fn give_to_app(&mut self, key: usize, req: Request, body: Vec<u8>, held: HttpHeld) {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
         let Some(app) = c.app else { return };
-        c.phase = Phase::HttpApp;
+        c.phase = Phase::HttpApp(Box::new(held));
         c.opened = true;
         c.readable = true;
         let id = c.id;
@@ -202,19 +216,37 @@ impl Reactor {
                 body: &body,
             },
         );
-        // Notice a client that already left.
+        // Notice a client that already left (or, answered and kept alive, its next request).
         self.on_readable(key);
     }
 
-    /// While the app holds a request: input is discarded; EOF means the client left.
+    /// The client went away before its request was answered.
+    fn client_left(&mut self, key: usize) {
+        self.owe_closed(key);
+        self.drop_now(key);
+    }
+
+    /// While the app holds a request: input is kept as the start of the next request (up
+    /// to the header cap; past it the connection closes after the answer); EOF means the
+    /// client left.
     pub(super) fn watch_http_app(&mut self, key: usize) {
+        let max_head = self.shared.config.max_header_bytes;
         let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Phase::HttpApp(held) = &mut c.phase else {
             return;
         };
         loop {
             match c.sock.read(&mut self.scratch) {
                 Ok(0) => break,
-                Ok(_) => {}
+                Ok(n) if held.keep_alive && held.next.len() + n <= max_head => {
+                    held.next.extend_from_slice(&self.scratch[..n]);
+                }
+                Ok(_) => {
+                    held.keep_alive = false;
+                    held.next = Vec::new();
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     c.readable = false;
                     return;
@@ -223,9 +255,7 @@ impl Reactor {
                 Err(_) => break,
             }
         }
-        c.phase = Phase::Dead;
-        self.to_drop.push(key);
-        self.owe_closed(key);
+        self.client_left(key);
     }
 
     /// The app's answer to an [`crate::apps::Event::Http`] request, for a connection here
@@ -241,11 +271,18 @@ impl Reactor {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
-        if c.id != to || !matches!(c.phase, Phase::HttpApp) {
+        if c.id != to || !matches!(c.phase, Phase::HttpApp(_)) {
             return;
         }
         // Answered: the app is not owed a Closed for it any more.
         c.opened = false;
-        self.respond(key, r, None);
+        let Phase::HttpApp(held) = std::mem::replace(&mut c.phase, Phase::held_then_close()) else {
+            return;
+        };
+        if held.keep_alive {
+            self.respond_keep_alive(key, r, held.next);
+        } else {
+            self.respond(key, r, None);
+        }
     }
 }

@@ -15,12 +15,14 @@ use tungstenite::protocol::WebSocketContext;
 /// Every variant that holds more than a word keeps it behind a `Box`, so `Phase` is two
 /// words in every slab entry and an open WebSocket pays nothing for the HTTP-phase state.
 pub enum Phase {
-    /// Reading the HTTP request head (bounded by the handshake deadline and header cap).
+    /// Reading the HTTP request head (bounded by the handshake deadline and header cap),
+    /// or waiting for the next request on a kept-alive connection.
     Http(Box<HttpHead>),
-    /// Reading the body of a request the app will answer.
+    /// Reading the body of a request the app will answer (it got `Event::HttpReading`).
     HttpBody(Box<HttpBody>),
-    /// The app holds the request (`Event::Http`) and answers it with `Effect::Respond`.
-    HttpApp,
+    /// The app holds the request (`Event::Http`, or `HttpReading` while the body is being
+    /// decided on) and answers it with `Effect::Respond`.
+    HttpApp(Box<HttpHeld>),
     /// An open WebSocket.
     Ws(Box<WsState>),
     /// A last frame or response is queued: write it, then (when `linger`) half-close and
@@ -37,6 +39,15 @@ impl Phase {
         Phase::Http(Box::new(HttpHead {
             head: Vec::new(),
             peer,
+            idle: false,
+        }))
+    }
+
+    /// The app holds a request; its answer closes the connection.
+    pub fn held_then_close() -> Phase {
+        Phase::HttpApp(Box::new(HttpHeld {
+            keep_alive: false,
+            next: Vec::new(),
         }))
     }
 }
@@ -46,6 +57,17 @@ impl Phase {
 pub struct HttpHead {
     pub head: Vec<u8>,
     pub peer: SocketAddr,
+    /// Kept alive after an answer, with nothing of a next request read yet: the deadline
+    /// is the keep-alive idle time, and reaching it closes without an answer.
+    pub idle: bool,
+}
+
+/// A request the app holds, and what follows its answer.
+pub struct HttpHeld {
+    /// The connection stays open for another request after the answer.
+    pub keep_alive: bool,
+    /// Bytes that came after the request (the start of the next one), up to the header cap.
+    pub next: Vec<u8>,
 }
 
 /// The body of a request the app will answer, being read.
@@ -53,10 +75,11 @@ pub struct HttpBody {
     pub req: crate::http::Request,
     pub body: Vec<u8>,
     pub need: usize,
-    pub owner: Option<Vec<u8>>,
     /// A chunked body (kept raw until complete); `Some(true)` when the app answers an
     /// oversize body itself.
     pub chunked: Option<bool>,
+    /// The connection may stay open after the answer.
+    pub keep_alive: bool,
 }
 
 /// An open WebSocket: tungstenite's context, and what only an open WebSocket needs in

@@ -101,6 +101,10 @@ pub enum CoreEvent<'a> {
         conn: ConnId,
         req: &'a Request,
     },
+    HttpReading {
+        conn: ConnId,
+        req: &'a Request,
+    },
     Http {
         conn: ConnId,
         req: &'a Request,
@@ -126,6 +130,7 @@ impl<'a> CoreEvent<'a> {
     fn into_event<M>(self) -> Event<'a, M> {
         match self {
             CoreEvent::Opened { conn, req } => Event::Opened { conn, req },
+            CoreEvent::HttpReading { conn, req } => Event::HttpReading { conn, req },
             CoreEvent::Http { conn, req, body } => Event::Http { conn, req, body },
             CoreEvent::Text { conn, text } => Event::Text { conn, text },
             CoreEvent::Binary { conn, data } => Event::Binary { conn, data },

@@ -1,7 +1,7 @@
 //! Before the upgrade: admission caps, the request head, routing, plain answers, the
 //! upgrade itself, and the hand-off of a socket to the reactor that owns its key.
 
-use super::conn::{Phase, WsState};
+use super::conn::{self, Phase, WsState};
 use super::inbox::{Envelope, Handoff, HandoffKind};
 use super::{Reactor, dispatch::CoreEvent};
 use crate::apps::{self, Route};
@@ -75,8 +75,15 @@ impl Reactor {
         }
         let service = usize::from(c.service);
         bump(&self.shared.stats[self.me].services[service].bytes_in, got);
-        if got == 0 {
+        // Nothing new: unless bytes kept from before wait to be parsed (a request that came
+        // right behind one the app answered with keep-alive).
+        if got == 0 && head.is_empty() {
             return;
+        }
+        if h.idle && !head.is_empty() {
+            // The next request has started: it gets the whole request deadline.
+            h.idle = false;
+            c.deadline = self.now + self.shared.config.handshake_timeout_ms;
         }
         match http::parse_request(head, self.shared.config.max_headers) {
             Parsed::Partial if head.len() < max_head => {}
@@ -107,8 +114,13 @@ impl Reactor {
         let cfg = &self.shared.config;
         let ip = http::client_ip(peer, req.header("x-forwarded-for"), &cfg.trusted_proxies);
         req.client_ip = Some(ip);
+        let keep_alive =
+            cfg.http_keep_alive_ms > 0 && http::wants_keep_alive(&req) && !http::has_body(&req);
         let Some(app) = app.filter(|_| service != ADMIN) else {
             let r = self.admin_answer(&req);
+            if keep_alive {
+                return self.respond_keep_alive(key, r, leftover);
+            }
             return self.respond(key, r, None);
         };
         if self.shared.draining.load(Ordering::Relaxed) {
@@ -121,13 +133,24 @@ impl Reactor {
                 let r = match apps::route(app, &req, false, cfg) {
                     Route::Respond(r) => r,
                     Route::Http { owner, max_body } => {
-                        return self.app_request(key, req, leftover, owner, max_body);
+                        let target = owner.map_or(self.me, |k| owner_of(&k, self.shared.reactors));
+                        if target == self.me {
+                            return self.app_request(key, req, leftover, max_body);
+                        }
+                        let kind = HandoffKind::Http { leftover, max_body };
+                        return self.hand_off(key, target, req, kind);
                     }
                     Route::Upgrade { .. } => {
                         Response::text(Status::UPGRADE_REQUIRED, "Upgrade Required")
                     }
                 };
                 let reject = (r.status.0 >= 400).then_some(Reject::AppAnswer);
+                if keep_alive {
+                    if let Some(reason) = reject {
+                        self.stats(service).reject(reason);
+                    }
+                    return self.respond_keep_alive(key, r, leftover);
+                }
                 return self.respond(key, r, reject);
             }
             Intent::WebSocket(k) => k,
@@ -193,7 +216,7 @@ impl Reactor {
     pub(super) fn adopt(&mut self, h: Handoff) {
         // The request is parsed already (the peer address went into `req.client_ip`):
         // `upgrade` or `give_to_app` below sets the real phase.
-        let Some(key) = self.insert(h.sock, h.service, Phase::HttpApp) else {
+        let Some(key) = self.insert(h.sock, h.service, Phase::held_then_close()) else {
             self.shared.connections.fetch_sub(1, Ordering::Relaxed);
             if let Some(ip) = h.ip_counted {
                 self.shared.release_ip(ip);
@@ -215,7 +238,9 @@ impl Reactor {
                 max_message,
                 leftover,
             } => self.upgrade(key, h.req, &ws_key, &headers, max_message, leftover),
-            HandoffKind::Http { body } => self.give_to_app(key, h.req, body),
+            HandoffKind::Http { leftover, max_body } => {
+                self.app_request(key, h.req, leftover, max_body)
+            }
         }
     }
 
@@ -276,9 +301,11 @@ impl Reactor {
         self.on_readable(key);
     }
 
-    /// Queues a plain answer and closes after it.
+    /// Queues a plain answer and closes after it. An app that held the request (a core
+    /// answer such as 408 to a body the app heard of) is owed its Closed.
     pub(super) fn respond(&mut self, key: usize, r: Response, reject: Option<Reject>) {
         let linger = self.now + self.shared.config.close_linger_ms;
+        self.owe_closed(key);
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
@@ -296,8 +323,42 @@ impl Reactor {
         self.mark_dirty(key);
     }
 
+    /// Queues an answer and keeps the connection for the next request; `next` is what the
+    /// client already sent of it. Closes after the answer instead while draining, or when
+    /// answers the client has not read pass `max_outbound_bytes` (a client pipelining
+    /// requests without reading the answers).
+    pub(super) fn respond_keep_alive(&mut self, key: usize, r: Response, next: Vec<u8>) {
+        let cfg = &self.shared.config;
+        let (idle_ms, head_ms) = (cfg.http_keep_alive_ms, cfg.handshake_timeout_ms);
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let reusable = c.out.queued() < cfg.max_outbound_bytes && !self.draining;
+        let peer = match c.sock.peer_addr() {
+            Ok(peer) if reusable => peer,
+            _ => return self.respond(key, r, None),
+        };
+        c.out
+            .push(Bytes::from(r.to_bytes_with(Some(idle_ms / 1000))));
+        c.last_write = self.now;
+        let idle = next.is_empty();
+        c.deadline = self.now + if idle { idle_ms } else { head_ms };
+        c.phase = Phase::Http(Box::new(conn::HttpHead {
+            head: next,
+            peer,
+            idle,
+        }));
+        if !idle {
+            c.readable = true;
+            self.pending_reads.push(key);
+        }
+        self.mark_dirty(key);
+    }
+
     pub(super) fn handshake_timeout_or_drop(&mut self, key: usize) {
         match self.conns.get(key).map(|c| &c.phase) {
+            // A kept-alive connection nobody used again.
+            Some(Phase::Http(h)) if h.idle => self.drop_now(key),
             Some(Phase::Http(_) | Phase::HttpBody(_)) => {
                 let r = Response::status(Status::REQUEST_TIMEOUT);
                 self.respond(key, r, Some(Reject::Timeout));

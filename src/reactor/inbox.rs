@@ -34,8 +34,13 @@ pub enum HandoffKind {
         /// Bytes read after the request head (the client's first frames).
         leftover: Vec<u8>,
     },
-    /// Give the request to the app there.
-    Http { body: Vec<u8> },
+    /// Give the request to the app there, which reads its body (so the app hears of a
+    /// body before it is read: `Event::HttpReading`).
+    Http {
+        /// Bytes read after the request head.
+        leftover: Vec<u8>,
+        max_body: Option<usize>,
+    },
 }
 
 #[derive(Debug)]

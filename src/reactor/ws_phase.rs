@@ -34,7 +34,7 @@ impl Reactor {
         match c.phase {
             Phase::Http { .. } => self.read_http(key),
             Phase::HttpBody { .. } => self.read_body(key),
-            Phase::HttpApp => self.watch_http_app(key),
+            Phase::HttpApp(_) => self.watch_http_app(key),
             Phase::Ws(_) => self.read_ws(key),
             Phase::Closing { .. } => self.discard_input(key),
             Phase::Dead => {}

@@ -122,14 +122,55 @@ impl Client {
     }
 }
 
-/// Sends a raw HTTP request and returns the whole answer (read until EOF).
+/// Sends a raw HTTP request and returns its answer (see [`read_response`]).
 pub fn http(addr: SocketAddr, request: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(DEADLINE)).unwrap();
     s.write_all(request.as_bytes()).unwrap();
+    read_response(&mut s)
+}
+
+/// Reads one HTTP answer: the head, then `Content-Length` bytes of body, or up to EOF
+/// without one (a kept-alive connection stays open after the answer, so EOF cannot mark
+/// its end). It never reads past the answer, so pipelined answers can be read one by one.
+/// Whatever arrived on EOF or error (an empty string for none).
+pub fn read_response(s: &mut TcpStream) -> String {
     let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
+    let mut byte = [0u8; 1];
+    while !out.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => out.push(byte[0]),
+            _ => return String::from_utf8_lossy(&out).into_owned(),
+        }
+    }
+    let head = String::from_utf8_lossy(&out).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    match length {
+        Some(n) => {
+            let mut body = vec![0; n];
+            let got = read_up_to(s, &mut body);
+            out.extend_from_slice(&body[..got]);
+        }
+        None => {
+            let _ = s.read_to_end(&mut out);
+        }
+    }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Fills `buf` from `s` until it is full, EOF or an error; how much was read.
+fn read_up_to(s: &mut TcpStream, buf: &mut [u8]) -> usize {
+    let mut got = 0;
+    while got < buf.len() {
+        match s.read(&mut buf[got..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    got
 }
 
 pub fn get(addr: SocketAddr, path: &str) -> String {

@@ -1,8 +1,10 @@
 // pester interop: the real socket.io-client 4.x (default options: polling then upgrade;
-// websocket only; polling only) and a raw `ws` client, doing the alice and bob exchange.
+// websocket only; polling only; polling through a keep-alive agent, as browsers poll) and
+// a raw `ws` client, doing the alice and bob exchange.
 // Usage: node pester.mjs http://127.0.0.1:PORT
 import { io } from "socket.io-client";
 import WebSocket from "ws";
+import http from "node:http";
 
 const base = process.argv[2];
 const deadline = setTimeout(() => {
@@ -97,6 +99,24 @@ for (const [tag, opts] of modes) {
   }
   await exchange(alice, bob, tag);
   console.log(`ok ${tag}`);
+}
+{
+  // Polling with HTTP keep-alive: each user's agent counts the TCP connections it opens.
+  // A held GET and a POST at a time need two; a server that closed after every answer
+  // would need one per request (more than 10 per user in this exchange).
+  const users = [0, 1].map(() => {
+    const agent = new http.Agent({ keepAlive: true });
+    let opened = 0;
+    const create = agent.createConnection.bind(agent);
+    agent.createConnection = (...args) => { opened++; return create(...args); };
+    return { user: sioUser({ transports: ["polling"], agent }), agent, opened: () => opened };
+  });
+  await exchange(users[0].user, users[1].user, "polling-keepalive");
+  for (const [i, u] of users.entries()) {
+    if (u.opened() > 4) throw new Error(`keep-alive user ${i} opened ${u.opened()} connections`);
+    u.agent.destroy();
+  }
+  console.log(`ok polling-keepalive (${users.map((u) => u.opened()).join(" and ")} connections)`);
 }
 {
   const alice = rawUser();

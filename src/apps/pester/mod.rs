@@ -456,6 +456,7 @@ impl App for Pester {
                     self.raw.insert(conn, ());
                 }
             }
+            Event::HttpReading { conn, req } => self.engine.http_reading(conn, req, out),
             Event::Http { conn, req, body } => self.engine.http(conn, req, body, now, out),
             Event::Text { conn, text } => {
                 if self.raw.get(conn).is_some() {

@@ -4,6 +4,12 @@
 //! Sessions live on the reactor that owns their sid (sids are drawn until
 //! `owner_of(sid) == me`), so every request carrying `sid=` reaches this instance. Channel
 //! inputs leave through [`Engine::to_hub`]; the hub's answers come back via [`Engine::deliver`].
+//!
+//! Polling requests may share kept-alive connections (the core keeps them open after each
+//! answer). A POST is known from its head on (`Event::HttpReading`), so a second POST
+//! while one body is still arriving is refused (`400`, the session closes), as is a POST
+//! abandoned mid-body; the first POST, once whole, then finds the session closed
+//! (`400` code 1; the original still answered it `ok`).
 
 use super::channel::{self, Peer};
 use super::engineio::{self, ErrorCode, Packet};
@@ -70,6 +76,8 @@ enum Role {
     Ws,
     Probe,
     Held,
+    /// A POST whose body is being read.
+    Posting,
 }
 
 struct Probe {
@@ -90,6 +98,8 @@ struct Session {
     ws: Option<ConnId>,
     probe: Option<Probe>,
     held: Option<ConnId>,
+    /// The POST whose body is being read (`Event::HttpReading`): one at a time.
+    posting: Option<ConnId>,
     queue: Vec<String>,
     queued_bytes: usize,
     next_ping: Millis,
@@ -215,6 +225,7 @@ impl Engine {
                 ws,
                 probe: None,
                 held: None,
+                posting: None,
                 queue: Vec::new(),
                 queued_bytes: 0,
                 next_ping: now + self.s.ping_interval_ms,
@@ -249,6 +260,30 @@ impl Engine {
         self.by_conn.contains_key(&conn)
     }
 
+    /// A POST whose body is still arriving. A second POST while the first is read (this
+    /// one, or a whole one in [`Engine::http`]): `400`, and the session closes (engine.io's
+    /// "data request overlap"). Every other request waits for its body.
+    pub fn http_reading(&mut self, conn: ConnId, req: &Request, out: &mut Out) {
+        if req.method != "POST" || req.query_param("transport").as_deref() != Some("polling") {
+            return;
+        }
+        let Some(sid) = req.query_param("sid") else {
+            return;
+        };
+        let Some(sess) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        if sess.ws.is_some() {
+            return;
+        }
+        if sess.posting.is_some() {
+            out.respond(conn, empty_400());
+            return self.close(&sid, By::Server, out);
+        }
+        sess.posting = Some(conn);
+        self.by_conn.insert(conn, (sid, Role::Posting));
+    }
+
     /// A polling request (routed here by `route`, which made the stateless checks).
     pub fn http(&mut self, conn: ConnId, req: &Request, body: &[u8], now: Millis, out: &mut Out) {
         let Some(sid) = req.query_param("sid") else {
@@ -259,6 +294,18 @@ impl Engine {
         let Some(sess) = self.sessions.get_mut(&sid) else {
             return out.respond(conn, error_response(ErrorCode::SessionIdUnknown));
         };
+        match sess.posting {
+            Some(p) if p == conn => {
+                sess.posting = None;
+                self.by_conn.remove(&conn);
+            }
+            // A POST that came whole while another one's body is still being read.
+            Some(_) if req.method == "POST" => {
+                out.respond(conn, empty_400());
+                return self.close(&sid, By::Server, out);
+            }
+            _ => {}
+        }
         if req.query_param("transport").as_deref() != Some("polling") || sess.ws.is_some() {
             return out.respond(conn, error_response(ErrorCode::BadRequest));
         }
@@ -587,6 +634,10 @@ impl Engine {
             self.by_conn.remove(&ws);
             out.effects.push(crate::apps::Effect::Close(ws, None));
         }
+        if let Some(posting) = sess.posting.take() {
+            // Its body is still read; it is then answered as a request for a closed session.
+            self.by_conn.remove(&posting);
+        }
         if let Some(held) = sess.held.take() {
             self.by_conn.remove(&held);
             let body = match by {
@@ -622,6 +673,14 @@ impl Engine {
                     s.held = None;
                 }
                 self.close(&sid, By::Client, out);
+            }
+            // The client left in the middle of a POST body, or it never finished (408):
+            // engine.io closes the session ("data request connection closed prematurely").
+            Role::Posting => {
+                if let Some(s) = self.sessions.get_mut(&sid) {
+                    s.posting = None;
+                }
+                self.close(&sid, By::Server, out);
             }
         }
     }

@@ -580,7 +580,7 @@ impl App for Rooms {
             Event::Http { conn, req, .. } => self.http(conn, req, now, out),
             Event::Tick => self.tick(now, out),
             Event::Shutdown => self.sink.push(store::Op::Flush),
-            Event::TurnEnd | Event::Remote(_) => {}
+            Event::TurnEnd | Event::Remote(_) | Event::HttpReading { .. } => {}
         }
         match self.ops.len() {
             0 => {}

@@ -311,6 +311,7 @@ impl App for Session {
             Event::Tick => self.sweep(now),
             Event::Shutdown => self.draining = true,
             Event::Remote(m) => match m {},
+            Event::HttpReading { .. } => {}
             Event::Http { conn, .. } => out.respond(
                 conn,
                 Response::text(Status::UPGRADE_REQUIRED, "Upgrade Required"),

@@ -227,7 +227,7 @@ impl App for Signal {
             Event::Closed { conn } => self.closed(conn, out),
             Event::Tick => self.tick(now, out),
             Event::Remote(never) => match never {},
-            Event::Http { .. } | Event::TurnEnd | Event::Shutdown => {}
+            Event::Http { .. } | Event::HttpReading { .. } | Event::TurnEnd | Event::Shutdown => {}
         }
     }
 }
