@@ -434,22 +434,7 @@ fn rms_33_room_cap_answers_503() {
 }
 
 fn spawn(store: &Path) -> Proc {
-    Proc::spawn(&[
-        "--apps",
-        "rooms",
-        "--bind",
-        "127.0.0.1",
-        "--rooms-port",
-        "0",
-        "--admin-port",
-        "0",
-        "--threads",
-        "2",
-        "--rooms-store-path",
-        store.to_str().unwrap(),
-        "--rooms-admin-signing-key",
-        KEY,
-    ])
+    Proc::spawn_rooms(store, KEY, &[])
 }
 
 fn wait_exit(p: &mut Proc) -> std::process::ExitStatus {

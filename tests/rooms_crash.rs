@@ -143,24 +143,8 @@ fn temp_dir() -> PathBuf {
 }
 
 fn spawn(store: &Path, flush_ms: u64) -> Proc {
-    Proc::spawn(&[
-        "--apps",
-        "rooms",
-        "--bind",
-        "127.0.0.1",
-        "--rooms-port",
-        "0",
-        "--admin-port",
-        "0",
-        "--threads",
-        "2",
-        "--rooms-store-path",
-        store.to_str().unwrap(),
-        "--rooms-admin-signing-key",
-        KEY,
-        "--rooms-flush-interval-ms",
-        &flush_ms.to_string(),
-    ])
+    let flush = flush_ms.to_string();
+    Proc::spawn_rooms(store, KEY, &["--rooms-flush-interval-ms", &flush])
 }
 
 fn now_ms() -> u64 {

@@ -306,7 +306,10 @@ where
                 if let Route::Http { .. } = self.route(&req, false) {
                     self.state[s] = State::Http;
                     if *announced {
-                        self.h.event(Event::HttpReading { conn: id, req: &req });
+                        self.h.event(Event::HttpReading {
+                            conn: id,
+                            req: &req,
+                        });
                         self.settle();
                         if !self.live(id, State::Http) {
                             // Answered from the head.

@@ -251,6 +251,30 @@ impl Proc {
         Self::spawn_env(args, &[])
     }
 
+    /// The rooms app alone on 2 reactors, its store at `store`, admin signing key `key`,
+    /// with `extra` arguments.
+    pub fn spawn_rooms(store: &std::path::Path, key: &str, extra: &[&str]) -> Proc {
+        let store = store.to_str().unwrap();
+        let mut args = vec![
+            "--apps",
+            "rooms",
+            "--bind",
+            "127.0.0.1",
+            "--rooms-port",
+            "0",
+            "--admin-port",
+            "0",
+            "--threads",
+            "2",
+            "--rooms-store-path",
+            store,
+            "--rooms-admin-signing-key",
+            key,
+        ];
+        args.extend_from_slice(extra);
+        Self::spawn(&args)
+    }
+
     /// Spawns with these environment variables (`PORT` and `JWT_SECRET` are never inherited).
     pub fn spawn_env(args: &[&str], envs: &[(&str, &str)]) -> Proc {
         use std::io::BufRead;
