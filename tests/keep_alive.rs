@@ -97,7 +97,15 @@ fn polling_sessions_run_over_one_kept_alive_connection() {
             assert!(body(&r).starts_with(r#"40{"sid":""#), "round {round}: {r}");
             assert_kept_alive("GET", &r);
         }
-        drop(conn);
+        // The same connection then upgrades to the raw face and works as a WebSocket.
+        let mut ws = Client::upgrade(conn, addr, "/");
+        ws.send_text(r#"{"type":"register","userId":"kept"}"#);
+        let m = ws.recv();
+        let m = m.to_text().unwrap();
+        assert!(
+            m.starts_with(r#"{"type":"registered","userId":"kept""#),
+            "{m}"
+        );
         s.stop(DEADLINE).unwrap();
     }
 }

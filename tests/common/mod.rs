@@ -41,6 +41,11 @@ pub struct Client {
 impl Client {
     pub fn connect(addr: SocketAddr, path: &str) -> Client {
         let stream = TcpStream::connect(addr).expect("tcp connect");
+        Client::upgrade(stream, addr, path)
+    }
+
+    /// Upgrades an open connection (new, or kept alive after plain HTTP answers).
+    pub fn upgrade(stream: TcpStream, addr: SocketAddr, path: &str) -> Client {
         stream.set_nodelay(true).unwrap();
         stream.set_read_timeout(Some(DEADLINE)).unwrap();
         let req = format!("ws://{addr}{path}").into_client_request().unwrap();
