@@ -868,6 +868,59 @@ fn pst_53_oversize_post_closes_the_session() {
         .expect_texts(&[(other, &sio(&reg("o", T0)))]);
 }
 
+fn post_reading(h: &mut Harness<Pester>, c: ConnId, sid: &str) {
+    let mut req = request(&poll(sid));
+    req.method = "POST".into();
+    h.event(Event::HttpReading { conn: c, req: &req });
+}
+
+/// A second POST while one body is still being read → `400`, the session closed (the held
+/// GET gets `1`); the first POST, once whole, finds the session closed (code 1). Whether
+/// the second one's body is still arriving too or came whole does not matter.
+#[test]
+fn second_post_while_one_is_read_closes_the_session() {
+    for second_is_whole in [false, true] {
+        let mut h = h();
+        let sid = poll_open(&mut h, 1);
+        http(&mut h, conn(2), "GET", &poll(&sid), b"");
+        post_reading(&mut h, conn(3), &sid);
+        h.expect_nothing();
+        if second_is_whole {
+            http(&mut h, conn(4), "POST", &poll(&sid), b"3");
+        } else {
+            post_reading(&mut h, conn(4), &sid);
+        }
+        h.expect(vec![
+            Effect::Respond(conn(4), empty_400()),
+            Effect::Respond(conn(2), payload_response(b"1".to_vec())),
+        ]);
+        http(&mut h, conn(3), "POST", &poll(&sid), b"40");
+        h.expect(vec![Effect::Respond(
+            conn(3),
+            error_response(ErrorCode::SessionIdUnknown),
+        )]);
+    }
+}
+
+/// POSTs one after the other are fine; a POST abandoned mid-body closes the session.
+#[test]
+fn posts_in_turn_are_fine_and_an_abandoned_one_closes_the_session() {
+    let mut h = h();
+    let sid = poll_open(&mut h, 1);
+    for c in [3, 4] {
+        post_reading(&mut h, conn(c), &sid);
+        http(&mut h, conn(c), "POST", &poll(&sid), b"3");
+        h.expect(vec![Effect::Respond(conn(c), ok_response())]);
+    }
+    http(&mut h, conn(2), "GET", &poll(&sid), b"");
+    post_reading(&mut h, conn(5), &sid);
+    h.close(conn(5));
+    h.expect(vec![Effect::Respond(
+        conn(2),
+        payload_response(b"1".to_vec()),
+    )]);
+}
+
 #[test]
 fn pst_55_no_namespace_within_45_s() {
     let mut h = h();
