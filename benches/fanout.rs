@@ -1,7 +1,8 @@
 //! The app + router part of fan-out and relay: a published message through the `bench`
 //! app to rooms of 1, 100 and 10,000 other members (one lookup, one encoding, one queued
 //! reference per member), and a message through the pair relay. Throughput counts
-//! delivered messages (`Effect::Send`s), checked once before timing.
+//! delivered messages (one per `Effect::Send`, one per recipient of an `Effect::FanOut`),
+//! checked once before timing.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -13,8 +14,12 @@ use switchboard::apps::{App, Effect, Event, Outbox};
 fn sends<M>(out: &Outbox<M>) -> usize {
     out.effects
         .iter()
-        .filter(|e| matches!(e, Effect::Send(..)))
-        .count()
+        .map(|e| match e {
+            Effect::Send(..) => 1,
+            Effect::FanOut { start, end, .. } => end - start,
+            _ => 0,
+        })
+        .sum()
 }
 
 fn router_publish(c: &mut Criterion) {
@@ -37,6 +42,7 @@ fn router_publish(c: &mut Criterion) {
         }
         let publish = |app: &mut Bench, out: &mut Outbox<_>| {
             out.effects.clear();
+            out.recipients.clear();
             let event = Event::Text {
                 conn: conn(0),
                 text: black_box(&text),

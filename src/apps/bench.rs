@@ -44,11 +44,8 @@ impl Bench {
         let Some(&(room, _)) = self.member.get(from) else {
             return;
         };
-        for &to in &self.rooms[room as usize] {
-            if to != from {
-                out.send(to, frame.clone());
-            }
-        }
+        let members = self.rooms[room as usize].iter().copied();
+        out.fan_out(frame, members.filter(|&to| to != from));
     }
 }
 

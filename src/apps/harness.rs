@@ -60,14 +60,22 @@ where
     pub fn event(&mut self, event: Event<'_, A::Msg>) -> &mut Self {
         self.app.handle(event, self.now, &mut self.out);
         let closed = &self.closed;
-        self.pending
-            .extend(self.out.effects.drain(..).filter(|e| match e {
-                Effect::Send(to, _)
-                | Effect::SendLatest(to, _)
-                | Effect::Close(to, _)
-                | Effect::Respond(to, _) => !closed.contains(to),
-                Effect::Pipe(..) | Effect::Post(..) => true,
-            }));
+        let recipients = std::mem::take(&mut self.out.recipients);
+        // A fan-out is checked as the sends it stands for.
+        let effects = self.out.effects.drain(..).flat_map(|e| match e {
+            Effect::FanOut { frame, start, end } => recipients[start..end]
+                .iter()
+                .map(|&to| Effect::Send(to, frame.clone()))
+                .collect(),
+            other => vec![other],
+        });
+        self.pending.extend(effects.filter(|e| match e {
+            Effect::Send(to, _)
+            | Effect::SendLatest(to, _)
+            | Effect::Close(to, _)
+            | Effect::Respond(to, _) => !closed.contains(to),
+            Effect::FanOut { .. } | Effect::Pipe(..) | Effect::Post(..) => true,
+        }));
         self
     }
 

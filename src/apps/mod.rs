@@ -66,6 +66,14 @@ pub enum Event<'a, M> {
 pub enum Effect<M> {
     /// Queue `frame` for `conn` (on any reactor).
     Send(ConnId, Frame),
+    /// Queue `frame` for every connection in `recipients[start..end]` of the same outbox
+    /// (on any reactor): one effect per fan-out rather than one per member (see
+    /// [`Outbox::fan_out`]).
+    FanOut {
+        frame: Frame,
+        start: usize,
+        end: usize,
+    },
     /// Close `conn` with a code and reason (`None`: a Close frame without a status code).
     Close(ConnId, Option<(u16, Cow<'static, str>)>),
     /// Queue `frame` for `conn` (on this reactor) as its "latest" frame: if the previous
@@ -91,12 +99,15 @@ pub enum Effect<M> {
 #[derive(Debug)]
 pub struct Outbox<M> {
     pub effects: Vec<Effect<M>>,
+    /// The members of every [`Effect::FanOut`] in `effects`, back to back.
+    pub recipients: Vec<ConnId>,
 }
 
 impl<M> Default for Outbox<M> {
     fn default() -> Self {
         Outbox {
             effects: Vec::new(),
+            recipients: Vec::new(),
         }
     }
 }
@@ -104,6 +115,17 @@ impl<M> Default for Outbox<M> {
 impl<M> Outbox<M> {
     pub fn send(&mut self, to: ConnId, frame: Frame) {
         self.effects.push(Effect::Send(to, frame));
+    }
+
+    /// Queues one `frame` for each of `to`, in order: the same as a [`Outbox::send`] per
+    /// member, for the price of one effect (the hot path of room fan-out).
+    pub fn fan_out(&mut self, frame: Frame, to: impl IntoIterator<Item = ConnId>) {
+        let start = self.recipients.len();
+        self.recipients.extend(to);
+        let end = self.recipients.len();
+        if end > start {
+            self.effects.push(Effect::FanOut { frame, start, end });
+        }
     }
 
     pub fn close(&mut self, conn: ConnId, code: u16, reason: impl Into<Cow<'static, str>>) {

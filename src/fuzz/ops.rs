@@ -384,6 +384,7 @@ where
 
     fn check(&mut self, e: Effect<A::Msg>, closed: &mut Vec<ConnId>) {
         match e {
+            Effect::FanOut { .. } => unreachable!("the harness hands fan-outs over as sends"),
             Effect::Send(to, f) | Effect::SendLatest(to, f) => {
                 assert!(
                     self.live(to, State::Ws),

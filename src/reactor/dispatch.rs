@@ -148,11 +148,14 @@ macro_rules! run_app {
         if let Some((app, out)) = $self.apps.$field.as_mut() {
             app.handle($event, $self.now, out);
             let mut effects = std::mem::take(&mut out.effects);
+            let mut recipients = std::mem::take(&mut out.recipients);
             for effect in effects.drain(..) {
-                $self.apply(effect, $wrap);
+                $self.apply(effect, &recipients, $wrap);
             }
+            recipients.clear();
             if let Some((_, out)) = $self.apps.$field.as_mut() {
                 out.effects = effects;
+                out.recipients = recipients;
             }
         }
     }};
@@ -236,9 +239,10 @@ impl Reactor {
         }
     }
 
-    fn apply<M>(&mut self, effect: Effect<M>, wrap: fn(M) -> AppMsg) {
+    fn apply<M>(&mut self, effect: Effect<M>, recipients: &[ConnId], wrap: fn(M) -> AppMsg) {
         match effect {
             Effect::Send(to, frame) => self.send(to, frame),
+            Effect::FanOut { frame, start, end } => self.fan_out(frame, &recipients[start..end]),
             Effect::SendLatest(to, frame) => self.deliver_latest(to, frame),
             Effect::Pipe(a, b) => self.pipe(a, b),
             Effect::Respond(to, response) => self.app_respond(to, response),

@@ -358,6 +358,64 @@ impl Reactor {
         }
     }
 
+    /// [`Reactor::send`] of one frame to each of `to`, with what is the same for all of
+    /// them (the cap, the clock, the metrics) done once.
+    pub(super) fn fan_out(&mut self, frame: Frame, to: &[ConnId]) {
+        let cap = self.shared.config.max_outbound_bytes;
+        let (me, now) = (self.me, self.now);
+        let mut sent = 0u64;
+        let mut service = None;
+        let mut slow = Vec::new();
+        for &id in to {
+            if usize::from(id.reactor) != me {
+                if let Some(batch) = self.outgoing.get_mut(usize::from(id.reactor)) {
+                    batch.push(Envelope::Frame(id, frame.clone()));
+                }
+                continue;
+            }
+            let key = id.slot as usize;
+            let Some(c) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if c.id != id || !c.is_open_ws() {
+                continue;
+            }
+            // As in `deliver_local`: a piped side is never a slow consumer.
+            if c.pipe.is_none() && c.out.queued() + frame.len() > cap {
+                slow.push(key);
+                continue;
+            }
+            if c.out.is_empty() {
+                c.last_write = now;
+            }
+            c.out.push(frame.clone());
+            if !c.dirty {
+                c.dirty = true;
+                self.dirty.push(key);
+            }
+            // The members of one app are all on its service; count per run of one service.
+            if service != Some(c.service) {
+                if let Some(s) = service {
+                    bump(
+                        &self.shared.stats[me].services[usize::from(s)].messages_out,
+                        sent,
+                    );
+                }
+                (service, sent) = (Some(c.service), 0);
+            }
+            sent += 1;
+        }
+        if let Some(s) = service {
+            bump(
+                &self.shared.stats[me].services[usize::from(s)].messages_out,
+                sent,
+            );
+        }
+        for key in slow {
+            self.end(key, Disconnect::SlowConsumer);
+        }
+    }
+
     pub(super) fn deliver_local(&mut self, to: ConnId, frame: Frame) {
         let key = to.slot as usize;
         let cap = self.shared.config.max_outbound_bytes;

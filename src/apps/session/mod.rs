@@ -246,12 +246,11 @@ impl Session {
             room.members.iter().map(|m| m.user_json.as_str()),
         );
         let f = frame::text(&self.buf);
-        for m in &room.members {
-            if self.coalesce {
-                out.send_latest(m.conn, f.clone());
-            } else {
-                out.send(m.conn, f.clone());
-            }
+        let members = room.members.iter().map(|m| m.conn);
+        if self.coalesce {
+            members.for_each(|to| out.send_latest(to, f.clone()));
+        } else {
+            out.fan_out(f, members);
         }
     }
 
