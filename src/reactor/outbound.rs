@@ -26,6 +26,10 @@ const NO_LATEST: u64 = u64::MAX;
 
 /// Most slices handed to one `writev` call (well under `IOV_MAX`).
 const MAX_IOV: usize = 64;
+/// Frames are gathered into one contiguous write while they average at most this many
+/// bytes. Measured on loopback, 1,000 subscribers, 16 in flight: gathering 1 KiB frames
+/// saves 8% of server CPU, 4 KiB frames gain nothing for the copy (benches/README.md).
+const GATHER_MAX_AVERAGE: usize = 2048;
 
 impl Default for Outbound {
     fn default() -> Outbound {
@@ -124,16 +128,15 @@ impl Outbound {
 
     /// Writes as much as the socket takes. Returns the bytes written; `WouldBlock` is not
     /// an error (the rest stays queued), any other error is.
-    pub fn write_to(&mut self, sink: &mut impl Write) -> io::Result<usize> {
+    ///
+    /// Small frames are copied into `gather` and written with one contiguous `write`: the
+    /// kernel's cost per `writev` slice is higher than copying a small frame (on loopback,
+    /// 16 frames of 64 B cost 15% more as 16 slices than as one buffer; `switchboard-load
+    /// floor --vectored`). Larger frames go out as slices, copied only by the kernel.
+    pub fn write_to(&mut self, sink: &mut impl Write, gather: &mut [u8]) -> io::Result<usize> {
         let mut total = 0;
         while !self.frames.is_empty() {
-            let mut slices = [IoSlice::new(&[]); MAX_IOV];
-            let mut n = 0;
-            for (i, f) in self.frames.iter().take(MAX_IOV).enumerate() {
-                slices[i] = IoSlice::new(if i == 0 { &f[self.offset..] } else { &f[..] });
-                n += 1;
-            }
-            let written = match sink.write_vectored(&slices[..n]) {
+            let written = match self.write_once(sink, gather) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(w) => w,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -144,6 +147,41 @@ impl Outbound {
             self.consume(written);
         }
         Ok(total)
+    }
+
+    /// One `write` of the gathered head of the queue, or one `writev` of its slices.
+    fn write_once(&self, sink: &mut impl Write, gather: &mut [u8]) -> io::Result<usize> {
+        let unsent = |i: usize, f: &Bytes| {
+            if i == 0 {
+                f.len() - self.offset
+            } else {
+                f.len()
+            }
+        };
+        let (mut n, mut bytes) = (0, 0);
+        for (i, f) in self.frames.iter().take(MAX_IOV).enumerate() {
+            let len = unsent(i, f);
+            if bytes + len > gather.len() {
+                break;
+            }
+            (n, bytes) = (n + 1, bytes + len);
+        }
+        if n > 1 && bytes <= n * GATHER_MAX_AVERAGE {
+            let mut at = 0;
+            for (i, f) in self.frames.iter().take(n).enumerate() {
+                let part = if i == 0 { &f[self.offset..] } else { &f[..] };
+                gather[at..at + part.len()].copy_from_slice(part);
+                at += part.len();
+            }
+            return sink.write(&gather[..at]);
+        }
+        let mut slices = [IoSlice::new(&[]); MAX_IOV];
+        let mut n = 0;
+        for (i, f) in self.frames.iter().take(MAX_IOV).enumerate() {
+            slices[i] = IoSlice::new(if i == 0 { &f[self.offset..] } else { &f[..] });
+            n += 1;
+        }
+        sink.write_vectored(&slices[..n])
     }
 
     fn consume(&mut self, mut n: usize) {
@@ -169,14 +207,17 @@ mod tests {
     use super::*;
 
     /// A sink that takes at most `cap` bytes per call, then blocks once `budget` is spent.
+    /// It counts its `write` calls apart from its `writev` calls.
     struct Trickle {
         got: Vec<u8>,
         cap: usize,
         budget: usize,
+        writes: usize,
     }
 
     impl Write for Trickle {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.writes += 1;
             self.write_vectored(&[IoSlice::new(buf)])
         }
         fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
@@ -211,11 +252,12 @@ mod tests {
             got: vec![],
             cap: 4,
             budget: 8,
+            writes: 0,
         };
-        assert_eq!(o.write_to(&mut sink).unwrap(), 8);
+        assert_eq!(o.write_to(&mut sink, &mut [0; 64]).unwrap(), 8);
         assert_eq!(o.queued(), 7);
         sink.budget = 100;
-        assert_eq!(o.write_to(&mut sink).unwrap(), 7);
+        assert_eq!(o.write_to(&mut sink, &mut [0; 64]).unwrap(), 7);
         assert_eq!(sink.got, b"hello big world");
         assert!(o.is_empty());
     }
@@ -233,15 +275,16 @@ mod tests {
             got: vec![],
             cap: 100,
             budget: 2,
+            writes: 0,
         };
-        o.write_to(&mut sink).unwrap(); // "a" and half of "S2x"
+        o.write_to(&mut sink, &mut [0; 64]).unwrap(); // "a" and half of "S2x"
         o.push_latest(Bytes::from_static(b"S3"));
         sink.budget = 100;
-        o.write_to(&mut sink).unwrap();
+        o.write_to(&mut sink, &mut [0; 64]).unwrap();
         assert_eq!(sink.got, b"aS2xbS3");
         o.push_latest(Bytes::from_static(b"S4"));
         o.push_latest(Bytes::from_static(b"S5"));
-        o.write_to(&mut sink).unwrap();
+        o.write_to(&mut sink, &mut [0; 64]).unwrap();
         assert_eq!(sink.got, b"aS2xbS3S5");
     }
 
@@ -259,8 +302,9 @@ mod tests {
             got: vec![],
             cap: 100,
             budget: 2,
+            writes: 0,
         };
-        o.write_to(&mut sink).unwrap(); // half of "head"
+        o.write_to(&mut sink, &mut [0; 64]).unwrap(); // half of "head"
         o.unpin();
         // head (partly written), "a", "L1", "bc"
         assert_eq!(o.frames.len(), 4);
@@ -271,10 +315,33 @@ mod tests {
         o.push_latest(Bytes::from_static(b"L2"));
         assert_eq!(o.queued(), 2 + 1 + 2 + 2 + 1);
         sink.budget = 100;
-        o.write_to(&mut sink).unwrap();
+        o.write_to(&mut sink, &mut [0; 64]).unwrap();
         assert_eq!(sink.got, b"headaL2bcd");
         assert!(o.is_empty());
         o.unpin();
+    }
+
+    #[test]
+    fn small_frames_go_out_in_one_write_and_large_ones_as_slices() {
+        let mut sink = Trickle {
+            got: vec![],
+            cap: usize::MAX,
+            budget: usize::MAX,
+            writes: 0,
+        };
+        let mut o = Outbound::default();
+        for _ in 0..16 {
+            o.push(Bytes::from(vec![b's'; 66]));
+        }
+        let mut gather = vec![0; 64 * 1024];
+        assert_eq!(o.write_to(&mut sink, &mut gather).unwrap(), 16 * 66);
+        assert_eq!(sink.writes, 1, "16 small frames: one contiguous write");
+        for _ in 0..4 {
+            o.push(Bytes::from(vec![b'L'; 4100]));
+        }
+        assert_eq!(o.write_to(&mut sink, &mut gather).unwrap(), 4 * 4100);
+        assert_eq!(sink.writes, 1, "large frames: one writev, no copy");
+        assert_eq!(sink.got.len(), 16 * 66 + 4 * 4100);
     }
 
     /// Random pushes, latest pushes, partial writes and unpins against a model: the bytes
@@ -297,6 +364,7 @@ mod tests {
                 got: vec![],
                 cap: 1,
                 budget: 0,
+                writes: 0,
             };
             for step in 0..60u64 {
                 let frame: Vec<u8> = (0..1 + next(12)).map(|i| (case + step + i) as u8).collect();
@@ -319,7 +387,9 @@ mod tests {
                     3 => {
                         sink.cap = 1 + next(30) as usize;
                         sink.budget = next(40) as usize;
-                        o.write_to(&mut sink).unwrap();
+                        // No gathering, some, or all of what is queued.
+                        let mut gather = vec![0; next(3) as usize * 32];
+                        o.write_to(&mut sink, &mut gather).unwrap();
                     }
                     _ => o.unpin(),
                 }
@@ -332,7 +402,7 @@ mod tests {
             }
             sink.budget = usize::MAX;
             sink.cap = usize::MAX;
-            o.write_to(&mut sink).unwrap();
+            o.write_to(&mut sink, &mut [0; 64]).unwrap();
             assert_eq!(sink.got, model.concat(), "case {case}");
             assert!(o.is_empty());
         }
@@ -347,13 +417,14 @@ mod tests {
             got: vec![],
             cap: 2,
             budget: 2,
+            writes: 0,
         };
-        o.write_to(&mut sink).unwrap();
+        o.write_to(&mut sink, &mut [0; 64]).unwrap();
         o.discard_unsent();
         assert_eq!(o.queued(), 4);
         o.push(Bytes::from_static(b"Z"));
         sink.budget = 100;
-        o.write_to(&mut sink).unwrap();
+        o.write_to(&mut sink, &mut [0; 64]).unwrap();
         assert_eq!(sink.got, b"abcdefZ");
     }
 }

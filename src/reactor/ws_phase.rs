@@ -454,7 +454,7 @@ impl Reactor {
         if matches!(c.phase, Phase::Dead) {
             return;
         }
-        let result = c.out.write_to(&mut c.sock);
+        let result = c.out.write_to(&mut c.sock, &mut self.scratch);
         let service = c.service;
         match result {
             Ok(n) => {
