@@ -311,6 +311,10 @@ fn fanout(a: FanoutArgs) {
     let c = &a.common;
     let proto = proto_of(c.proto);
     let mut pool = Pool::new(addr_of(&c.addr), proto).unwrap_or_else(|e| die(&e.to_string()));
+    if a.app == FanoutApp::Generic {
+        // Only the stamp is read back: large payloads are not copied again.
+        pool.keep = wire::STAMP_LEN;
+    }
     let members = a.subs + a.pubs;
     let mut paths = Vec::new();
     for r in 0..a.rooms {

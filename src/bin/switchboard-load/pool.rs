@@ -69,6 +69,9 @@ pub struct Pool {
     dirty: Vec<usize>,
     /// Payload bytes of this turn's messages (`Kind::Message` ranges point here).
     pub arena: Vec<u8>,
+    /// The most bytes of each message's payload kept in `arena` (the rest is not copied):
+    /// a scenario that reads only the stamp sets it to `wire::STAMP_LEN`.
+    pub keep: usize,
     pub inbox: Vec<Ev>,
     pub open: usize,
     pub failed: usize,
@@ -86,6 +89,7 @@ impl Pool {
             scratch: vec![0; 256 * 1024],
             dirty: Vec::new(),
             arena: Vec::new(),
+            keep: usize::MAX,
             inbox: Vec::new(),
             open: 0,
             failed: 0,
@@ -201,6 +205,9 @@ impl Pool {
         }
     }
 
+    /// Reads to `WouldBlock`. Frames are parsed straight from the read buffer while the
+    /// connection holds no partial frame, so a payload is copied once (into `arena`, and
+    /// only its first `keep` bytes), not also through the connection's buffer.
     fn on_readable(&mut self, key: usize) {
         loop {
             let Some(c) = self.conns.get_mut(key) else {
@@ -211,6 +218,24 @@ impl Pool {
             }
             match c.sock.read(&mut self.scratch) {
                 Ok(0) => return self.fail(key),
+                Ok(n) if c.rbuf.is_empty() && c.state != State::Upgrading => {
+                    let mut to = Sinks {
+                        proto: self.proto,
+                        keep: self.keep,
+                        arena: &mut self.arena,
+                        inbox: &mut self.inbox,
+                        open: &mut self.open,
+                    };
+                    let (used, step) = on_frames(key, &self.scratch[..n], c, &mut to);
+                    c.rbuf.extend_from_slice(&self.scratch[used..n]);
+                    if step == Step::Wrote && !c.dirty {
+                        c.dirty = true;
+                        self.dirty.push(key);
+                    }
+                    if step == Step::Closed {
+                        return;
+                    }
+                }
                 Ok(n) => c.rbuf.extend_from_slice(&self.scratch[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -220,6 +245,7 @@ impl Pool {
         self.parse(key);
     }
 
+    /// Parses what the connection has buffered: the upgrade answer, then frames.
     fn parse(&mut self, key: usize) {
         let proto = self.proto;
         let Some(c) = self.conns.get_mut(key) else {
@@ -245,63 +271,18 @@ impl Pool {
                 });
             }
         }
-        let mut wrote = false;
-        while let Some((op, range, len)) = parse_frame(&c.rbuf[pos..]) {
-            let payload = &c.rbuf[pos + range.start..pos + range.end];
-            match op {
-                0x9 => {
-                    let p = payload.to_vec();
-                    put_frame(&mut c.wbuf, 0xA, &p);
-                    wrote = true;
-                }
-                0x8 => {
-                    c.state = State::Closed;
-                    self.open -= 1;
-                    self.inbox.push(Ev {
-                        key,
-                        kind: Kind::Closed,
-                    });
-                    return;
-                }
-                0x1 | 0x2 => match proto {
-                    Proto::Raw => {
-                        let start = self.arena.len();
-                        self.arena.extend_from_slice(payload);
-                        self.inbox.push(Ev {
-                            key,
-                            kind: Kind::Message(start..self.arena.len()),
-                        });
-                    }
-                    Proto::Sio | Proto::SioJson => {
-                        if payload == b"2" {
-                            put_frame(&mut c.wbuf, 0x1, b"3");
-                            wrote = true;
-                        } else if payload.starts_with(b"0{") && c.state == State::SioJoining {
-                            put_frame(&mut c.wbuf, 0x1, b"40");
-                            wrote = true;
-                        } else if payload.starts_with(b"40") && c.state == State::SioJoining {
-                            c.state = State::Open;
-                            self.open += 1;
-                            self.inbox.push(Ev {
-                                key,
-                                kind: Kind::Opened,
-                            });
-                        } else if let Some(inner) = sio_message_arg(payload, proto == Proto::Sio) {
-                            let start = self.arena.len();
-                            self.arena.extend_from_slice(inner);
-                            self.inbox.push(Ev {
-                                key,
-                                kind: Kind::Message(start..self.arena.len()),
-                            });
-                        }
-                    }
-                },
-                _ => {}
-            }
-            pos += len;
-        }
-        c.rbuf.drain(..pos);
-        if wrote && !c.dirty {
+        let rbuf = std::mem::take(&mut c.rbuf);
+        let mut to = Sinks {
+            proto,
+            keep: self.keep,
+            arena: &mut self.arena,
+            inbox: &mut self.inbox,
+            open: &mut self.open,
+        };
+        let (used, step) = on_frames(key, &rbuf[pos..], c, &mut to);
+        c.rbuf = rbuf;
+        c.rbuf.drain(..pos + used);
+        if step == Step::Wrote && !c.dirty {
             c.dirty = true;
             self.dirty.push(key);
         }
@@ -338,4 +319,78 @@ impl Pool {
         self.dirty = dirty;
         self.dirty.clear();
     }
+}
+
+/// Where parsed frames go.
+struct Sinks<'a> {
+    proto: Proto,
+    keep: usize,
+    arena: &'a mut Vec<u8>,
+    inbox: &'a mut Vec<Ev>,
+    open: &'a mut usize,
+}
+
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum Step {
+    Read,
+    /// Something was queued to send back (a Pong, an Engine.IO pong, `40`).
+    Wrote,
+    /// The server's Close: the connection is done.
+    Closed,
+}
+
+/// Handles the whole frames at the front of `buf`; returns the bytes they took.
+fn on_frames(key: usize, buf: &[u8], c: &mut Conn, to: &mut Sinks<'_>) -> (usize, Step) {
+    let (mut pos, mut step) = (0, Step::Read);
+    while let Some((op, range, len)) = parse_frame(&buf[pos..]) {
+        let payload = &buf[pos + range.start..pos + range.end];
+        pos += len;
+        let message = |payload: &[u8], to: &mut Sinks<'_>| {
+            let start = to.arena.len();
+            to.arena
+                .extend_from_slice(&payload[..payload.len().min(to.keep)]);
+            to.inbox.push(Ev {
+                key,
+                kind: Kind::Message(start..to.arena.len()),
+            });
+        };
+        match op {
+            0x9 => {
+                put_frame(&mut c.wbuf, 0xA, payload);
+                step = Step::Wrote;
+            }
+            0x8 => {
+                c.state = State::Closed;
+                *to.open -= 1;
+                to.inbox.push(Ev {
+                    key,
+                    kind: Kind::Closed,
+                });
+                return (pos, Step::Closed);
+            }
+            0x1 | 0x2 => match to.proto {
+                Proto::Raw => message(payload, to),
+                Proto::Sio | Proto::SioJson => {
+                    if payload == b"2" {
+                        put_frame(&mut c.wbuf, 0x1, b"3");
+                        step = Step::Wrote;
+                    } else if payload.starts_with(b"0{") && c.state == State::SioJoining {
+                        put_frame(&mut c.wbuf, 0x1, b"40");
+                        step = Step::Wrote;
+                    } else if payload.starts_with(b"40") && c.state == State::SioJoining {
+                        c.state = State::Open;
+                        *to.open += 1;
+                        to.inbox.push(Ev {
+                            key,
+                            kind: Kind::Opened,
+                        });
+                    } else if let Some(inner) = sio_message_arg(payload, to.proto == Proto::Sio) {
+                        message(inner, to);
+                    }
+                }
+            },
+            _ => {}
+        }
+    }
+    (pos, step)
 }
