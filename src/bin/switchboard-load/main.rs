@@ -152,9 +152,10 @@ struct ConnsArgs {
     common: Common,
     #[arg(long, default_value_t = 10_000)]
     count: usize,
-    /// Request path of each connection.
-    #[arg(long, default_value = "/?room=idle")]
-    path: String,
+    /// Request path of each connection [default: room `idle` of the generic protocol, for
+    /// `--proto`]
+    #[arg(long)]
+    path: Option<String>,
 }
 
 fn addr_of(s: &str) -> SocketAddr {
@@ -591,7 +592,8 @@ fn conns(a: ConnsArgs) {
     let proto = proto_of(c.proto);
     let mut pool = Pool::new(addr_of(&c.addr), proto).unwrap_or_else(|e| die(&e.to_string()));
     let before = stats::rss_kib(c.server_pid);
-    let paths = vec![a.path.clone(); a.count];
+    let path = a.path.clone().unwrap_or_else(|| path_for(proto, "idle"));
+    let paths = vec![path; a.count];
     let w = Window::start(c.server_pid);
     open_all(&mut pool, &paths, c.concurrency);
     let m = w.finish();
