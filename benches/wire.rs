@@ -183,13 +183,15 @@ fn rooms_messages(c: &mut Criterion) {
         let mut i = 0;
         let mut step = |app: &mut Rooms, out: &mut Outbox<_>| {
             out.effects.clear();
+            out.recipients.clear();
             i ^= 1;
             let text = black_box(inputs[i]);
             app.handle(Event::Text { conn: a, text }, 0, out);
         };
         step(&mut app, &mut out);
         assert!(
-            matches!(&out.effects[..], [Effect::Send(to, _)] if *to == a),
+            matches!(&out.effects[..], [Effect::FanOut { start, end, .. }]
+                if out.recipients[*start..*end] == [a]),
             "{name}: one frame to the subscriber, got {:?}",
             out.effects
         );

@@ -120,8 +120,14 @@ impl<M> Outbox<M> {
     /// Queues one `frame` for each of `to`, in order: the same as a [`Outbox::send`] per
     /// member, for the price of one effect (the hot path of room fan-out).
     pub fn fan_out(&mut self, frame: Frame, to: impl IntoIterator<Item = ConnId>) {
+        self.fan_out_with(frame, |recipients| recipients.extend(to));
+    }
+
+    /// [`Outbox::fan_out`] to the connections `fill` pushes, for state that hands its
+    /// members to a callback rather than as an iterator.
+    pub fn fan_out_with(&mut self, frame: Frame, fill: impl FnOnce(&mut Vec<ConnId>)) {
         let start = self.recipients.len();
-        self.recipients.extend(to);
+        fill(&mut self.recipients);
         let end = self.recipients.len();
         if end > start {
             self.effects.push(Effect::FanOut { frame, start, end });

@@ -24,6 +24,24 @@ fn deliver(
     out.send(to, f);
 }
 
+/// [`deliver`] of one frame to every connection `each` yields, as one fan-out effect.
+fn deliver_all(
+    conns: &mut ConnTable<Conn>,
+    f: Frame,
+    now: Millis,
+    out: &mut Outbox<RoomsMsg>,
+    each: impl FnOnce(&mut dyn FnMut(ConnId)),
+) {
+    out.fan_out_with(f, |recipients| {
+        each(&mut |to| {
+            if let Some(c) = conns.get_mut(to) {
+                c.last_comm = now;
+            }
+            recipients.push(to);
+        })
+    });
+}
+
 /// Splits `event[:id]`; no `:` or an empty id is `all`.
 fn event_id(s: &str) -> (&str, &str) {
     match s.split_once(':') {
@@ -274,7 +292,9 @@ impl Rooms {
         body.push_str(&user.public_json());
         body.push('}');
         let f = frame::transient_text(&wire::typed("chat", &body));
-        room.subscribers("chat", "all", |to| deliver(conns, to, f.clone(), now, out));
+        deliver_all(conns, f, now, out, |each| {
+            room.subscribers("chat", "all", each)
+        });
     }
 
     fn poll(
@@ -379,7 +399,7 @@ impl Rooms {
                 answer: Some(answer),
             });
         }
-        room.subscribers(kind, &id, |to| deliver(conns, to, f.clone(), now, out));
+        deliver_all(conns, f, now, out, |each| room.subscribers(kind, &id, each));
         for op in ops {
             self.push(op);
         }
@@ -450,7 +470,9 @@ impl Rooms {
         room.counters
             .insert(id.clone(), Counter { value: sum, seq });
         let f = counter_frame(&id, sum);
-        room.subscribers("counter", &id, |to| deliver(conns, to, f.clone(), now, out));
+        deliver_all(conns, f, now, out, |each| {
+            room.subscribers("counter", &id, each)
+        });
         let op = store::Op::Counter {
             room: room.name.clone(),
             id,
@@ -537,9 +559,9 @@ impl Rooms {
         };
         let f = frame::text(&wire::typed("config", &wire::json_str(&text)));
         room.config = text.clone();
-        for &to in &room.conns {
-            deliver(conns, to, f.clone(), now, out);
-        }
+        deliver_all(conns, f, now, out, |each| {
+            room.conns.iter().for_each(|&to| each(to))
+        });
         let op = store::Op::Config {
             room: room.name.clone(),
             text,
@@ -575,14 +597,14 @@ impl Rooms {
         };
         match to {
             None => {
-                for &c in &room.conns {
-                    deliver(conns, c, f.clone(), now, out);
-                }
+                deliver_all(conns, f, now, out, |each| {
+                    room.conns.iter().for_each(|&c| each(c))
+                });
             }
             Some(s) => {
                 let (t, id) = event_id(&s);
                 if !t.is_empty() {
-                    room.subscribers(t, id, |c| deliver(conns, c, f.clone(), now, out));
+                    deliver_all(conns, f, now, out, |each| room.subscribers(t, id, each));
                 }
             }
         }
