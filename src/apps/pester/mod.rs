@@ -295,18 +295,20 @@ impl Pester {
     }
 
     /// One frame for several peers: local ones now, one post per other reactor.
-    fn fan_out(&mut self, json: String, to: Vec<Peer>, out: &mut Outbox<PesterMsg>) {
+    fn fan_out(&mut self, json: String, mut to: Vec<Peer>, out: &mut Outbox<PesterMsg>) {
         let raw = frame::transient_text(&json);
         let json: Arc<str> = json.into();
-        let mut sio = None;
-        for p in to {
+        let (me, fan) = (self.me, &mut self.fan);
+        to.retain(|&p| {
             let r = p.reactor();
-            if r == self.me {
-                self.deliver_local(p, &json, &raw, &mut sio, out);
-            } else if let Some(list) = self.fan.get_mut(r) {
+            if r != me
+                && let Some(list) = fan.get_mut(r)
+            {
                 list.push(p);
             }
-        }
+            r == me
+        });
+        self.deliver_locals(&to, &json, &raw, out);
         for r in 0..self.fan.len() {
             if !self.fan[r].is_empty() {
                 let to = std::mem::take(&mut self.fan[r]);
@@ -316,19 +318,24 @@ impl Pester {
         }
     }
 
-    /// One fan-out's delivery to one local peer. The Socket.IO packet and its frame are
-    /// built on first use (`sio`) and shared by every Socket.IO peer of the fan-out.
-    fn deliver_local(
+    /// One fan-out's delivery to this reactor's `peers`: the raw ones as one fan-out
+    /// effect; each Socket.IO one through its session, with the packet and its frame built
+    /// on first use and shared by all of them.
+    fn deliver_locals(
         &mut self,
-        p: Peer,
+        peers: &[Peer],
         json: &str,
         raw: &Frame,
-        sio: &mut Option<(String, Frame)>,
         out: &mut Outbox<PesterMsg>,
     ) {
-        match p {
-            Peer::Raw(c) => out.send(c, raw.clone()),
-            Peer::Sio { id, .. } => {
+        let raw_peers = peers.iter().filter_map(|p| match *p {
+            Peer::Raw(c) => Some(c),
+            Peer::Sio { .. } => None,
+        });
+        out.fan_out(raw.clone(), raw_peers);
+        let mut sio: Option<(String, Frame)> = None;
+        for p in peers {
+            if let Peer::Sio { id, .. } = *p {
                 let (packet, frame) = sio.get_or_insert_with(|| {
                     let packet = format!("4{}", socketio::message(json));
                     let frame = frame::transient_text(&packet);
@@ -486,10 +493,7 @@ impl App for Pester {
                 }
             }
             Event::Remote(PesterMsg::Fanout { json, raw, to }) => {
-                let mut sio = None;
-                for p in to {
-                    self.deliver_local(p, &json, &raw, &mut sio, out);
-                }
+                self.deliver_locals(&to, &json, &raw, out);
             }
             Event::Tick => self.engine.tick(now, out),
             Event::TurnEnd => self.engine.flush(out),
