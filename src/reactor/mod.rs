@@ -116,6 +116,8 @@ pub struct Reactor {
     to_reap: Vec<(crate::router::ConnId, crate::config::AppKind)>,
     /// Connections to remove from the slab at the end of the turn.
     to_drop: Vec<usize>,
+    /// A transient buffer, never holding data across calls: HTTP and discarded reads,
+    /// and the small frames `Outbound::write_to` gathers into one write.
     scratch: Box<[u8]>,
     /// One socket's input on its way into tungstenite (see `conn::WsIo`).
     staged: conn::Staged,
