@@ -272,8 +272,8 @@ impl Reactor {
             .max_write_buffer_size(usize::MAX)
             .max_message_size(Some(max))
             .max_frame_size(Some(max));
-        c.out
-            .push(Bytes::from(http::switching_protocols(ws_key, &headers)));
+        let answer = http::switching_protocols(ws_key, &headers);
+        let written = c.out.write_or_push(&mut c.sock, answer);
         c.phase = Phase::Ws(Box::new(WsState {
             ctx: WebSocketContext::from_partially_read(leftover, Role::Server, Some(ws_config)),
             rate_window: self.now,
@@ -287,6 +287,7 @@ impl Reactor {
         c.readable = true;
         let (id, service) = (c.id, c.service);
         let stats = self.stats(service);
+        bump(&stats.bytes_out, written as u64);
         bump(&stats.connections_total, 1);
         stats.active(1);
         self.mark_dirty(key);

@@ -417,6 +417,9 @@ impl Reactor {
         let mut timed_out = Vec::new();
         let mut ping = Vec::new();
         for (key, c) in self.conns.iter_mut() {
+            if c.out.is_empty() && now.saturating_sub(c.last_write) >= TICK_MS {
+                c.out.release();
+            }
             let stalled =
                 stall > 0 && !c.out.is_empty() && now.saturating_sub(c.last_write) >= stall;
             match &c.phase {

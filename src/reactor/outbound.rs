@@ -80,6 +80,34 @@ impl Outbound {
         self.queued
     }
 
+    /// Writes `bytes` at once when nothing is queued ahead of them and queues only what the
+    /// socket did not take; returns the bytes written. Used for the `101`, so that a
+    /// connection that then stays idle never allocates its queue.
+    pub fn write_or_push(&mut self, sink: &mut impl Write, bytes: Vec<u8>) -> usize {
+        let mut at = 0;
+        while self.is_empty() && at < bytes.len() {
+            match sink.write(&bytes[at..]) {
+                Ok(0) => break,
+                Ok(n) => at += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Blocked, or an error the next flush meets again and reports.
+                Err(_) => break,
+            }
+        }
+        if at < bytes.len() {
+            self.push(Bytes::from(bytes).slice(at..));
+        }
+        at
+    }
+
+    /// Frees the queue's storage while it is empty: the reactor's sweep calls it for
+    /// connections idle for a tick, so idle connections hold no queue memory.
+    pub fn release(&mut self) {
+        if self.frames.is_empty() && self.frames.capacity() > 0 {
+            self.frames = VecDeque::new();
+        }
+    }
+
     /// Drops every frame not yet started, keeping a partly written one so the stream stays
     /// well-formed. Used before a final Close to a connection that will not catch up.
     pub fn discard_unsent(&mut self) {
@@ -349,6 +377,29 @@ mod tests {
         assert_eq!(o.write_to(&mut sink, &mut gather).unwrap(), 4100);
         assert_eq!(sink.writes, 2, "a lone frame: a plain write");
         assert_eq!(sink.got.len(), 16 * 66 + 5 * 4100);
+    }
+
+    #[test]
+    fn write_or_push_queues_only_what_the_socket_did_not_take() {
+        let mut sink = Trickle {
+            got: vec![],
+            cap: 4,
+            budget: 6,
+            writes: 0,
+        };
+        let mut o = Outbound::default();
+        assert_eq!(o.write_or_push(&mut sink, b"HTTP/1.1 101".to_vec()), 6);
+        assert_eq!(o.queued(), 6);
+        // Something queued: the next bytes wait behind it, in order.
+        sink.budget = 100;
+        assert_eq!(o.write_or_push(&mut sink, b"!".to_vec()), 0);
+        o.write_to(&mut sink, &mut []).unwrap();
+        assert_eq!(sink.got, b"HTTP/1.1 101!");
+        assert!(o.is_empty());
+        o.release();
+        assert_eq!(o.frames.capacity(), 0);
+        assert_eq!(o.write_or_push(&mut sink, b"ab".to_vec()), 2);
+        assert_eq!(o.frames.capacity(), 0, "written at once: nothing allocated");
     }
 
     /// Random pushes, latest pushes, partial writes and unpins against a model: the bytes
