@@ -179,25 +179,16 @@ impl Outbound {
 
     /// One `write` of the gathered head of the queue, or one `writev` of its slices.
     fn write_once(&self, sink: &mut impl Write, gather: &mut [u8]) -> io::Result<usize> {
-        let unsent = |i: usize, f: &Bytes| {
-            if i == 0 {
-                f.len() - self.offset
-            } else {
-                f.len()
-            }
-        };
         let (mut n, mut bytes) = (0, 0);
-        for (i, f) in self.frames.iter().take(MAX_IOV).enumerate() {
-            let len = unsent(i, f);
-            if bytes + len > gather.len() {
+        for part in self.unsent().take(MAX_IOV) {
+            if bytes + part.len() > gather.len() {
                 break;
             }
-            (n, bytes) = (n + 1, bytes + len);
+            (n, bytes) = (n + 1, bytes + part.len());
         }
         if n > 1 && bytes <= n * GATHER_MAX_AVERAGE {
             let mut at = 0;
-            for (i, f) in self.frames.iter().take(n).enumerate() {
-                let part = if i == 0 { &f[self.offset..] } else { &f[..] };
+            for part in self.unsent().take(n) {
                 gather[at..at + part.len()].copy_from_slice(part);
                 at += part.len();
             }
@@ -209,11 +200,20 @@ impl Outbound {
         }
         let mut slices = [IoSlice::new(&[]); MAX_IOV];
         let mut n = 0;
-        for (i, f) in self.frames.iter().take(MAX_IOV).enumerate() {
-            slices[i] = IoSlice::new(if i == 0 { &f[self.offset..] } else { &f[..] });
+        for (slot, part) in slices.iter_mut().zip(self.unsent()) {
+            *slot = IoSlice::new(part);
             n += 1;
         }
         sink.write_vectored(&slices[..n])
+    }
+
+    /// What is left to write of each queued frame, in order.
+    fn unsent(&self) -> impl Iterator<Item = &[u8]> {
+        let offset = self.offset;
+        self.frames
+            .iter()
+            .enumerate()
+            .map(move |(i, f)| if i == 0 { &f[offset..] } else { &f[..] })
     }
 
     fn consume(&mut self, mut n: usize) {

@@ -12,6 +12,16 @@ use std::borrow::Cow;
 use std::io::{self, Read};
 use tungstenite::Message;
 
+/// What [`Reactor::queue_local`] did with a frame.
+enum Queued {
+    /// Queued for a connection of this service.
+    Yes(u8),
+    /// The connection is closed or closing: the frame is dropped.
+    Gone,
+    /// Over the outbound cap: the connection is a slow consumer.
+    Slow,
+}
+
 /// What one tungstenite read produced, with the connection borrow released.
 enum Read1 {
     Text(tungstenite::Utf8Bytes),
@@ -361,8 +371,7 @@ impl Reactor {
     /// [`Reactor::send`] of one frame to each of `to`, with what is the same for all of
     /// them (the cap, the clock, the metrics) done once.
     pub(super) fn fan_out(&mut self, frame: Frame, to: &[ConnId]) {
-        let cap = self.shared.config.max_outbound_bytes;
-        let (me, now) = (self.me, self.now);
+        let me = self.me;
         let mut sent = 0u64;
         let mut service = None;
         let mut slow = Vec::new();
@@ -373,43 +382,23 @@ impl Reactor {
                 }
                 continue;
             }
-            let key = id.slot as usize;
-            let Some(c) = self.conns.get_mut(key) else {
-                continue;
-            };
-            if c.id != id || !c.is_open_ws() {
-                continue;
-            }
-            // As in `deliver_local`: a piped side is never a slow consumer.
-            if c.pipe.is_none() && c.out.queued() + frame.len() > cap {
-                slow.push(key);
-                continue;
-            }
-            if c.out.is_empty() {
-                c.last_write = now;
-            }
-            c.out.push(frame.clone());
-            if !c.dirty {
-                c.dirty = true;
-                self.dirty.push(key);
-            }
-            // The members of one app are all on its service; count per run of one service.
-            if service != Some(c.service) {
-                if let Some(s) = service {
-                    bump(
-                        &self.shared.stats[me].services[usize::from(s)].messages_out,
-                        sent,
-                    );
+            match self.queue_local(id, frame.clone()) {
+                Queued::Yes(s) => {
+                    // The members of one app are all on its service; count per run of one.
+                    if service != Some(s) {
+                        if let Some(s) = service {
+                            self.count_out(s, sent);
+                        }
+                        (service, sent) = (Some(s), 0);
+                    }
+                    sent += 1;
                 }
-                (service, sent) = (Some(c.service), 0);
+                Queued::Gone => {}
+                Queued::Slow => slow.push(id.slot as usize),
             }
-            sent += 1;
         }
         if let Some(s) = service {
-            bump(
-                &self.shared.stats[me].services[usize::from(s)].messages_out,
-                sent,
-            );
+            self.count_out(s, sent);
         }
         for key in slow {
             self.end(key, Disconnect::SlowConsumer);
@@ -417,31 +406,44 @@ impl Reactor {
     }
 
     pub(super) fn deliver_local(&mut self, to: ConnId, frame: Frame) {
+        match self.queue_local(to, frame) {
+            Queued::Yes(service) => self.count_out(service, 1),
+            Queued::Gone => {}
+            Queued::Slow => self.end(to.slot as usize, Disconnect::SlowConsumer),
+        }
+    }
+
+    /// Queues `frame` for the local connection `to` if it is still open, and marks it
+    /// dirty; one slab lookup, as this is the hot path.
+    fn queue_local(&mut self, to: ConnId, frame: Frame) -> Queued {
         let key = to.slot as usize;
-        let cap = self.shared.config.max_outbound_bytes;
         let Some(c) = self.conns.get_mut(key) else {
-            return;
+            return Queued::Gone;
         };
         if c.id != to || !c.is_open_ws() {
-            return;
+            return Queued::Gone;
         }
         // A piped side is never a slow consumer: its partner is paused instead, and what
         // an app sends it (a hold buffer) is bounded by the app.
-        if c.pipe.is_none() && c.out.queued() + frame.len() > cap {
-            return self.end(key, Disconnect::SlowConsumer);
+        if c.pipe.is_none() && c.out.queued() + frame.len() > self.shared.config.max_outbound_bytes
+        {
+            return Queued::Slow;
         }
         if c.out.is_empty() {
             c.last_write = self.now;
         }
         c.out.push(frame);
-        // Marked dirty here rather than by `mark_dirty`: the hot path looks the slab up once.
         if !c.dirty {
             c.dirty = true;
             self.dirty.push(key);
         }
+        Queued::Yes(c.service)
+    }
+
+    fn count_out(&self, service: u8, messages: u64) {
         bump(
-            &self.shared.stats[self.me].services[usize::from(c.service)].messages_out,
-            1,
+            &self.shared.stats[self.me].services[usize::from(service)].messages_out,
+            messages,
         );
     }
 
